@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One command sets maskwatch up: a virtual environment in .venv with the pinned dependencies
+# (reused when pyproject.toml is unchanged), then a first real job on generated data
+# (`maskwatch demo`: make a small data set, inspect it, train, evaluate, classify).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${MASKWATCH_VENV:-.venv}
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+stamp="$VENV/.maskwatch-requirements"
+# The stamp covers what the venv is built from: the pinned dependencies and this script's install steps.
+want=$("$PY" - <<'PYEOF'
+import hashlib, tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+deps = p["dependencies"] + sorted(sum(p.get("optional-dependencies", {}).values(), []))
+install = [line for line in open("setup.sh") if "pip\" install" in line]
+print(hashlib.sha256(repr((deps, install)).encode()).hexdigest())
+PYEOF
+)
+if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "setup: reusing $VENV (requirements unchanged)"
+    # The package itself is installed in editable mode, so a fresh clone only needs re-linking.
+    "$VENV/bin/pip" install -q --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
+else
+    echo "setup: building $VENV (a few minutes: torch is large)"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+    # torch and torchvision install from this machine's disk with plain pip (not uv/poetry).
+    "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -c "import maskwatch, torch, timm" || { echo "setup: install failed" >&2; exit 1; }
+    echo "$want" > "$stamp"
+fi
+if [ "${MASKWATCH_SKIP_DEMO:-0}" != "1" ]; then
+    "$VENV/bin/maskwatch" demo --out runs/demo
+fi

@@ -1,0 +1,142 @@
+"""Loading one or more data sets (class folders or VOC scenes) into one list of samples."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from maskwatch.data.images import is_image_name, open_rgb
+from maskwatch.data.index import FileInfo, index_files
+from maskwatch.data.voc import extract_crops, is_voc_dir
+from maskwatch.errors import MaskwatchError
+from maskwatch.labels import canonical_label, order_labels
+from maskwatch.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled face image."""
+
+    id: str  # stable identity: absolute file path, or "<scene image>#<box index>" for VOC crops
+    path: Path  # the image file to read
+    label: str  # canonical label
+    source: Path  # the photo it came from (itself, or the VOC scene): duplicates are found among sources
+    dataset: str  # the data set root it was loaded from
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    reason: str
+
+
+@dataclass
+class DataBundle:
+    samples: list[Sample]
+    problems: list[Problem]
+    datasets: list[dict] = field(default_factory=list)  # per data set: root, kind, counts, skipped
+    index: dict[Path, FileInfo] = field(default_factory=dict)  # facts about each source image
+
+    @property
+    def labels(self) -> list[str]:
+        return order_labels(s.label for s in self.samples)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(s.label for s in self.samples)
+        return {label: c[label] for label in self.labels}
+
+
+def _scan_class_folders(root: Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
+    files: list[tuple[Path, str]] = []
+    problems: list[Problem] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            if entry.name.lower() not in ("source.md", "readme.md", "license", "license.txt", "manifest.csv"):
+                problems.append(Problem(entry, "not inside a class folder"))
+            continue
+        label = canonical_label(entry.name)
+        for path in sorted(p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            if is_image_name(path):
+                files.append((path.resolve(), label))
+            else:
+                problems.append(Problem(path, f"not an image file (extension '{path.suffix or 'none'}')"))
+    return files, problems
+
+
+def load_data(
+    roots: Sequence[str | Path],
+    *,
+    margin: float = 0.15,
+    min_box: int = 12,
+    cache: Path | None = None,
+) -> DataBundle:
+    """Load and combine data sets. Bad files are skipped and listed in ``problems``, never raised."""
+    if not roots:
+        raise MaskwatchError("no data set given (use --data DIR)")
+    cache = cache or cache_dir()
+    samples: list[Sample] = []
+    problems: list[Problem] = []
+    datasets: list[dict] = []
+    index: dict[Path, FileInfo] = {}
+    for raw in roots:
+        root = Path(raw).expanduser()
+        if not root.is_dir():
+            raise MaskwatchError(f"data set folder not found: {root}")
+        name = str(root.resolve())
+        if is_voc_dir(root):
+            crops = extract_crops(root, cache, margin=margin, min_size=min_box)
+            problems += [Problem(p, r) for p, r in crops.problems]
+            sources = sorted({c.source for c in crops.crops})
+            index.update(index_files(sources, cache, name))
+            new = [Sample(c.id, c.path, c.label, c.source, name) for c in crops.crops]
+            info = {"root": name, "kind": "voc", "boxes": crops.boxes, "skipped_small": crops.skipped_small,
+                    "crops": len(new), "from_cache": crops.from_cache}
+        else:
+            files, bad = _scan_class_folders(root)
+            problems += bad
+            facts = index_files([p for p, _ in files], cache, name)
+            index.update(facts)
+            new = []
+            for path, label in files:
+                fact = facts[path]
+                if fact.ok:
+                    new.append(Sample(str(path), path, label, path, name, synthetic=_is_synthetic(root)))
+                else:
+                    problems.append(Problem(path, fact.reason or "unreadable"))
+            info = {"root": name, "kind": "class_folders", "images": len(new)}
+        if not new:
+            raise MaskwatchError(f"no usable images in {root} (expected DIR/<class>/*.jpg or a VOC folder)")
+        info["counts"] = dict(Counter(s.label for s in new))
+        info["synthetic"] = any(s.synthetic for s in new)
+        datasets.append(info)
+        samples += new
+    return DataBundle(samples, problems, datasets, index)
+
+
+def _is_synthetic(root: Path) -> bool:
+    """A data set made by ``maskwatch data synth`` (or marked so) carries a SYNTHETIC marker file."""
+    return (root / "SYNTHETIC").exists()
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Samples as (tensor, class index) pairs through a transform."""
+
+    def __init__(self, samples: Sequence[Sample], labels: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]):
+        self.samples = list(samples)
+        self.class_to_idx = {label: i for i, label in enumerate(labels)}
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[i]
+        return self.transform(open_rgb(sample.path)), self.class_to_idx[sample.label]

@@ -1,0 +1,102 @@
+"""Exact and near-duplicate groups among source images (imagehash perceptual hashes).
+
+Two images are near-duplicates when the Hamming distance of their 64-bit DCT perceptual hashes
+(``imagehash.phash``) is at most ``threshold`` bits; groups are the connected components of that
+relation (scipy), so chains of near-copies end up together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from maskwatch.data.dataset import Sample
+from maskwatch.data.index import FileInfo
+
+DEFAULT_THRESHOLD = 8
+
+
+@dataclass
+class DuplicateReport:
+    group_of: dict[Path, int]  # source image -> group id (every source has one; singletons included)
+    exact_groups: list[list[Path]]  # byte-identical files (size >= 2)
+    near_groups: list[list[Path]]  # connected components of near-duplicates (size >= 2)
+    cross_class: list[dict]  # near/exact groups whose images carry different labels
+
+
+def _hash_ints(hexes: list[str]) -> np.ndarray:
+    return np.array([int(h, 16) for h in hexes], dtype=np.uint64)
+
+
+def near_pairs(hashes: np.ndarray, threshold: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) whose hashes differ in at most ``threshold`` bits."""
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    n = len(hashes)
+    for start in range(0, n, chunk):
+        block = hashes[start : start + chunk]
+        dist = np.bitwise_count(block[:, None] ^ hashes[None, :])
+        i, j = np.nonzero(dist <= threshold)
+        i = i + start
+        keep = i < j
+        rows.append(i[keep])
+        cols.append(j[keep])
+    if not rows:
+        return np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def find_duplicates(samples: list[Sample], index: dict[Path, FileInfo], threshold: int = DEFAULT_THRESHOLD) -> DuplicateReport:
+    sources = sorted({s.source for s in samples if index.get(s.source) and index[s.source].ok})
+    pos = {p: i for i, p in enumerate(sources)}
+    n = len(sources)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    # exact duplicates: same bytes
+    by_md5: dict[str, list[int]] = {}
+    for p in sources:
+        by_md5.setdefault(index[p].md5 or str(p), []).append(pos[p])
+    exact = [sorted(sources[i] for i in ids) for ids in by_md5.values() if len(ids) > 1]
+    for ids in by_md5.values():
+        rows.append(np.array(ids[:-1], dtype=int))
+        cols.append(np.array(ids[1:], dtype=int))
+    if threshold >= 0 and n:
+        r, c = near_pairs(_hash_ints([index[p].phash or "0" for p in sources]), threshold)
+        rows.append(r)
+        cols.append(c)
+    r = np.concatenate(rows) if rows else np.zeros(0, int)
+    c = np.concatenate(cols) if cols else np.zeros(0, int)
+    graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    group_of = {p: int(comp[pos[p]]) for p in sources}
+    # sources that are not readable still get their own group
+    next_id = int(comp.max()) + 1 if n else 0
+    for s in samples:
+        if s.source not in group_of:
+            group_of[s.source] = next_id
+            next_id += 1
+    members: dict[int, list[Path]] = {}
+    for p, g in group_of.items():
+        members.setdefault(g, []).append(p)
+    near = [sorted(m) for m in members.values() if len(m) > 1]
+    labels_of: dict[Path, set[str]] = {}
+    for s in samples:
+        labels_of.setdefault(s.source, set()).add(s.label)
+    cross = []
+    for group in near:
+        labels = sorted(set().union(*(labels_of.get(p, set()) for p in group)))
+        # a VOC scene holds several labels by nature; only images that are themselves one face count
+        single = [p for p in group if len(labels_of.get(p, ())) == 1]
+        single_labels = sorted(set().union(*(labels_of[p] for p in single))) if single else []
+        if len(single_labels) > 1:
+            cross.append({"labels": labels, "files": [str(p) for p in group]})
+    return DuplicateReport(group_of, exact, near, cross)
+
+
+def sample_groups(samples: list[Sample], report: DuplicateReport) -> list[int]:
+    """The duplicate group of each sample (samples of one source share it)."""
+    return [report.group_of[s.source] for s in samples]

@@ -1,0 +1,78 @@
+"""``maskwatch data inspect``: what a data set holds and what is wrong with it, as JSON and pictures."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch.data.dataset import load_data
+from maskwatch.data.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from maskwatch.evaluate.plots import image_grid, plot_class_balance
+from maskwatch.io import write_json
+
+
+def _stats(values: list[int]) -> dict:
+    if not values:
+        return {}
+    a = np.asarray(values)
+    return {"min": int(a.min()), "median": float(np.median(a)), "mean": round(float(a.mean()), 1), "max": int(a.max())}
+
+
+def inspect_data(roots: list[str], out_dir: Path, *, threshold: int = DEFAULT_THRESHOLD, margin: float = 0.15,
+                 min_box: int = 12, seed: int = 0) -> dict:
+    """Count classes, measure sizes, list unreadable files and duplicate groups; write
+    ``report.json``, ``class_balance.png``, ``samples.png`` and ``duplicates.png`` into ``out_dir``."""
+    bundle = load_data(roots, margin=margin, min_box=min_box)
+    dup = find_duplicates(bundle.samples, bundle.index, threshold)
+    label_of: dict[Path, str] = {}
+    for s in bundle.samples:
+        label_of.setdefault(s.source, s.label)
+    sizes = [(s, bundle.index.get(s.source)) for s in bundle.samples]
+    widths, heights, short = [], [], []
+    for s, fact in sizes:
+        if s.path == s.source and fact and fact.ok:
+            widths.append(fact.width)
+            heights.append(fact.height)
+            short.append(min(fact.width, fact.height))
+    redundant_exact = sum(len(g) - 1 for g in dup.exact_groups)
+    redundant_near = sum(len(g) - 1 for g in dup.near_groups)
+    report = {
+        "datasets": bundle.datasets,
+        "images": len(bundle.samples),
+        "counts": bundle.counts(),
+        "counts_by_dataset": {d["root"]: d["counts"] for d in bundle.datasets},
+        "image_size": {"width": _stats(widths), "height": _stats(heights), "short_side": _stats(short),
+                       "short_side_under_64": int(sum(v < 64 for v in short))},
+        "problems": [{"path": str(p.path), "reason": p.reason} for p in bundle.problems],
+        "problem_counts": dict(Counter(p.reason.split(" (")[0] for p in bundle.problems)),
+        "exact_duplicates": {"groups": len(dup.exact_groups), "redundant_files": redundant_exact,
+                             "list": [[str(p) for p in g] for g in dup.exact_groups]},
+        "near_duplicates": {"hash": "imagehash.phash (64 bit)", "max_distance_bits": threshold,
+                            "groups": len(dup.near_groups), "redundant_files": redundant_near,
+                            "largest_group": max((len(g) for g in dup.near_groups), default=1),
+                            "list": [[str(p) for p in g] for g in dup.near_groups]},
+        "cross_class_duplicates": dup.cross_class,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "report.json", report)
+    by_set = {Path(root).name: counts for root, counts in report["counts_by_dataset"].items()}
+    if len(by_set) > 1:
+        by_set["all"] = report["counts"]
+    plot_class_balance(by_set, out_dir / "class_balance.png")
+    rng = random.Random(seed)
+    items = []
+    for label in bundle.labels:
+        pool = [s for s in bundle.samples if s.label == label]
+        for s in rng.sample(pool, min(8, len(pool))):
+            items.append((s.path, f"{label}\n{s.path.name[:22]}", label))
+    image_grid(items, out_dir / "samples.png", cols=8, title="random samples per class")
+    groups = sorted(dup.near_groups, key=len, reverse=True)[:8]
+    dup_items = []
+    for k, group in enumerate(groups):
+        for p in group[:4]:
+            dup_items.append((p, f"group {k + 1} ({len(group)})\n{p.name[:22]}", label_of.get(p, "")))
+    image_grid(dup_items, out_dir / "duplicates.png", cols=8, title="largest near-duplicate groups")
+    return report

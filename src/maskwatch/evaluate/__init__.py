@@ -1,0 +1,1 @@
+"""Metrics (classification), plots and reports."""

@@ -1,0 +1,98 @@
+"""Running a trained classifier (PyTorch) over samples or image files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskwatch.data.dataset import ImageDataset, Sample
+from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.models import MaskNet
+from maskwatch.progress import track
+from maskwatch.train.augment import eval_transform
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def default_workers() -> int:
+    import os
+
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+@torch.inference_mode()
+def predict_batches(model: torch.nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
+                    description: str = "predicting") -> np.ndarray:
+    """Softmax probabilities for every batch of (images, targets) a loader yields, in order."""
+    model.eval()
+    out = []
+    for images, _ in track(loader, description, total=len(loader)):
+        images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(images)
+        out.append(logits.float().softmax(dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0))
+
+
+def predict_samples(model: MaskNet, samples: Sequence[Sample], labels: Sequence[str], *, batch_size: int = 64,
+                    device: str | torch.device = "auto", workers: int | None = None) -> np.ndarray:
+    dev = pick_device(device) if isinstance(device, str) else device
+    model.to(dev).to(memory_format=torch.channels_last)
+    tf = eval_transform(model.input_size, model.spec.mean, model.spec.std)
+    loader = torch.utils.data.DataLoader(ImageDataset(samples, labels, tf), batch_size=batch_size, shuffle=False,
+                                         num_workers=default_workers() if workers is None else workers)
+    return predict_batches(model, loader, dev)
+
+
+class Classifier:
+    """A trained model plus its labels and preprocessing, for face images."""
+
+    def __init__(self, model: MaskNet, labels: Sequence[str], device: str = "auto") -> None:
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.labels = list(labels)
+        self.transform = eval_transform(model.input_size, model.spec.mean, model.spec.std)
+
+    @classmethod
+    def load(cls, model: str | Path, device: str = "auto") -> Classifier:
+        from maskwatch.runtime.checkpoint import load_model
+
+        net, meta = load_model(model)
+        return cls(net, meta["labels"], device)
+
+    @torch.inference_mode()
+    def predict_images(self, images: Sequence) -> np.ndarray:
+        if not images:
+            return np.zeros((0, len(self.labels)))
+        batch = torch.stack([self.transform(im) for im in images]).to(self.device)
+        return self.model(batch).float().softmax(dim=1).cpu().numpy()
+
+    def classify_paths(self, paths: Sequence[Path], batch_size: int = 32) -> Iterator[dict]:
+        """One result per path, in order: ``{source, label, score, probs}`` or ``{source, error}``."""
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            images, ok, results = [], [], {}
+            for p in chunk:
+                try:
+                    images.append(open_rgb(p))
+                    ok.append(p)
+                except BadImageError as exc:
+                    results[p] = {"source": str(p), "error": exc.reason}
+            probs = self.predict_images(images)
+            for p, row in zip(ok, probs, strict=True):
+                k = int(row.argmax())
+                results[p] = {"source": str(p), "label": self.labels[k], "score": float(row[k]),
+                              "probs": {label: float(v) for label, v in zip(self.labels, row, strict=True)}}
+            for p in chunk:
+                yield results[p]

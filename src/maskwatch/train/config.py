@@ -1,0 +1,92 @@
+"""The exact arguments of a training run; saved as config.json in its run folder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import read_json
+from maskwatch.models import DEFAULT_MODEL, get_spec
+from maskwatch.train.augment import PRESETS
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "step", "plateau", "none")
+MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out: str
+    model: str = DEFAULT_MODEL
+    image_size: int | None = None  # None: the model's default
+    epochs: int = 15
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float | None = None  # None: 1e-3 (frozen or from scratch) / 3e-4 (fine-tuning), x10 for sgd
+    schedule: str = "cosine"
+    step_size: int = 0  # step schedule: epochs between decays (0: a third of the epochs)
+    gamma: float = 0.1  # step and plateau decay factor
+    weight_decay: float = 1e-4
+    dropout: float | None = None  # None: the model's default
+    label_smoothing: float = 0.1
+    class_weights: str = "none"  # none | balanced
+    augment: str = "strong"
+    freeze: str = "none"  # none | backbone
+    feature_views: int = 3  # frozen backbone: cached views per training image (1 plain + augmented)
+    patience: int = 5  # early stopping: epochs without improvement (0: off)
+    monitor: str = "val_loss"
+    seed: int = 0
+    device: str = "auto"
+    split: str = "grouped"
+    ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    split_from: str | None = None  # reuse the split saved in this run folder / split folder
+    dup_threshold: int = 8  # near-duplicate: perceptual-hash distance in bits
+    margin: float = 0.15  # VOC face crops: margin around the box, as a fraction of its side
+    min_box: int = 12  # VOC face crops: skip boxes whose shorter side is under this (pixels)
+    pretrained: bool = True
+    weights: str | None = None
+    workers: int | None = None  # data loader processes (None: cores - 1, at most 4)
+
+    def validate(self) -> None:
+        get_spec(self.model)
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
+            (self.augment in PRESETS, f"--augment must be one of {', '.join(PRESETS)}"),
+            (self.freeze in ("none", "backbone"), "--freeze must be backbone or none"),
+            (self.class_weights in ("none", "balanced"), "--class-weights must be none or balanced"),
+            (self.split in ("grouped", "random"), "--split must be grouped or random"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.feature_views >= 1, "--feature-views must be at least 1"),
+            (self.image_size is None or self.image_size >= 32, "--image-size must be at least 32"),
+            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+            (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.lr is None or self.lr > 0, "--lr must be positive"),
+            (len(self.ratios) == 3 and self.ratios[0] > 0 and self.ratios[1] > 0 and self.ratios[2] >= 0,
+             "--ratios needs train and validation shares above 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MaskwatchError(message)
+
+    def learning_rate(self, pretrained: bool) -> float:
+        if self.lr is not None:
+            return self.lr
+        base = 3e-4 if (pretrained and self.freeze == "none") else 1e-3
+        return base * 10 if self.optimizer == "sgd" else base
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> TrainConfig:
+        path = Path(run_dir) / "config.json"
+        if not path.is_file():
+            raise MaskwatchError(f"{run_dir} is not a run folder (no config.json)")
+        data = read_json(path)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

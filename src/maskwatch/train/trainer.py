@@ -1,0 +1,436 @@
+"""The trainer: data -> split -> model -> epochs -> run folder (checkpoints, history, plots, metrics).
+
+A run folder holds everything a run made: ``config.json`` (the exact arguments), ``split/``
+(file lists), ``last.pt`` and ``best.pt``, ``history.csv/json``, ``curves.png``, ``run.json``
+(status, timings, what loaded), ``problems.csv`` (skipped files) and the test report
+(``metrics.json`` and its pictures). ``resume(run_dir)`` continues a killed or interrupted run
+from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from maskwatch.data.dataset import DataBundle, ImageDataset, Sample, load_data
+from maskwatch.data.duplicates import find_duplicates, sample_groups
+from maskwatch.data.split import Split, load_split, make_split, save_split
+from maskwatch.errors import MaskwatchError
+from maskwatch.evaluate.metrics import classification_metrics
+from maskwatch.evaluate.plots import plot_curves
+from maskwatch.evaluate.report import write_report
+from maskwatch.io import atomic_path, read_json, write_json
+from maskwatch.models import MaskNet, create_model
+from maskwatch.paths import cache_dir
+from maskwatch.progress import info, make_progress
+from maskwatch.runtime.checkpoint import read_checkpoint, save_checkpoint
+from maskwatch.runtime.predict import default_workers, pick_device, predict_batches
+from maskwatch.train.augment import eval_transform, train_transform
+from maskwatch.train.config import TrainConfig
+from maskwatch.train.features import cached_features, compute_features, feature_key
+
+EpochCallback = Callable[[int, dict], None]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # finished | stopped_early | interrupted
+    epochs_run: int
+    best_epoch: int
+    metrics: dict | None  # the test metrics, when the run finished
+
+
+def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, optimizer: torch.optim.Optimizer,
+               criterion: nn.Module, amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step; returns (summed loss, correct count) as tensors (no host sync)."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = model(images)
+        loss = criterion(logits, targets)
+    loss.backward()
+    optimizer.step()
+    return loss.detach() * len(targets), (logits.detach().argmax(1) == targets).sum()
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _make_optimizer(cfg: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":  # L2 penalty added to the gradient, as Keras/the study
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0)
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size or max(1, cfg.epochs // 3),
+                                               gamma=cfg.gamma)
+    if cfg.schedule == "plateau":
+        mode = "min" if cfg.monitor == "val_loss" else "max"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.gamma,
+                                                          patience=max(1, cfg.patience // 2))
+    return None
+
+
+def _class_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequence[str]) -> torch.Tensor | None:
+    if cfg.class_weights != "balanced":
+        return None
+    counts = np.array([sum(s.label == label for s in samples) for label in labels], dtype=np.float64)
+    weights = counts.sum() / (len(labels) * np.maximum(counts, 1))
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class _Run:
+    """State of one training run; ``fit()`` drives the epochs."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, callbacks: Sequence[EpochCallback] = ()) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.callbacks = list(callbacks)
+        self.device = pick_device(cfg.device)
+        self.amp_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+        self.workers = default_workers() if cfg.workers is None else cfg.workers
+        self.history: list[dict] = []
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.start_epoch = 1
+        self.cache = cache_dir()
+
+    # ---------------------------------------------------------------- set-up
+    def prepare(self, resuming: bool) -> None:
+        cfg = self.cfg
+        self.bundle: DataBundle = load_data(cfg.data, margin=cfg.margin, min_box=cfg.min_box, cache=self.cache)
+        self._write_problems()
+        split_dir = self.run_dir / "split"
+        if resuming and (split_dir / "split.json").is_file():
+            self.split = load_split(split_dir, self.bundle.samples)
+        elif cfg.split_from:
+            self.split = load_split(Path(cfg.split_from), self.bundle.samples)
+            save_split(self.split, split_dir)
+        else:
+            report = find_duplicates(self.bundle.samples, self.bundle.index, cfg.dup_threshold)
+            groups = sample_groups(self.bundle.samples, report)
+            self.split = make_split(self.bundle.samples, groups, kind=cfg.split, ratios=tuple(cfg.ratios),
+                                    seed=cfg.seed)
+            save_split(self.split, split_dir)
+        if not self.split.train or not self.split.val:
+            raise MaskwatchError("the split left no training or validation images; add data or change --ratios")
+        self.labels = self.bundle.labels
+        self.model: MaskNet = create_model(cfg.model, len(self.labels), pretrained=cfg.pretrained,
+                                           weights=cfg.weights, dropout=cfg.dropout, input_size=cfg.image_size)
+        if cfg.pretrained and self.model.pretrained is None and self.model.spec.pretrained_source is None:
+            info(f"[yellow]{cfg.model} has no pretrained weights: training from scratch")
+        self.frozen = cfg.freeze == "backbone"
+        if self.frozen:
+            if self.model.pretrained is None:
+                info(f"[yellow]--freeze backbone with a randomly initialised {cfg.model}: only the head learns")
+            self.model.freeze_backbone()
+            params = list(self.model.head.parameters())
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+        self.model.to(self.device).to(memory_format=torch.channels_last)
+        self.lr = cfg.learning_rate(self.model.pretrained is not None)
+        self.optimizer = _make_optimizer(cfg, params, self.lr)
+        self.scheduler = _make_scheduler(cfg, self.optimizer)
+        weights = _class_weights(cfg, self.split.train, self.labels)
+        self.criterion = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(self.device), label_smoothing=cfg.label_smoothing)
+        self.eval_criterion = nn.CrossEntropyLoss()
+        spec = self.model.spec
+        self.eval_tf = eval_transform(self.model.input_size, spec.mean, spec.std)
+        self.train_tf = train_transform(cfg.augment, self.model.input_size, spec.mean, spec.std)
+        if self.frozen:
+            self._prepare_features()
+        else:
+            self._prepare_loaders()
+
+    def _write_problems(self) -> None:
+        with atomic_path(self.run_dir / "problems.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "reason"])
+            for p in self.bundle.problems:
+                writer.writerow([p.path, p.reason])
+        if self.bundle.problems:
+            info(f"[yellow]{len(self.bundle.problems)} files skipped (listed in {self.run_dir / 'problems.csv'})")
+
+    def _prepare_loaders(self) -> None:
+        cfg = self.cfg
+        pin = self.device.type == "cuda"
+        self.train_gen = torch.Generator().manual_seed(cfg.seed)
+        self.train_loader = torch.utils.data.DataLoader(
+            ImageDataset(self.split.train, self.labels, self.train_tf), batch_size=cfg.batch_size, shuffle=True,
+            num_workers=self.workers, generator=self.train_gen, pin_memory=pin,
+            drop_last=len(self.split.train) > cfg.batch_size, persistent_workers=self.workers > 0)
+        self.val_loader = self._eval_loader(self.split.val)
+
+    def _eval_loader(self, samples: Sequence[Sample]) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(ImageDataset(samples, self.labels, self.eval_tf),
+                                           batch_size=max(self.cfg.batch_size, 64), shuffle=False,
+                                           num_workers=self.workers, pin_memory=self.device.type == "cuda")
+
+    def _prepare_features(self) -> None:
+        cfg = self.cfg
+        views = cfg.feature_views if cfg.augment != "none" else 1
+        bs = max(cfg.batch_size, 64)
+        key_params = {"views": views, "augment": cfg.augment, "seed": cfg.seed}
+
+        def build() -> dict[str, torch.Tensor]:
+            feats: dict[str, torch.Tensor] = {}
+            for name in ("val", "test", "train"):
+                part = self.split.parts()[name]
+                if not part:
+                    continue
+                tfs = [self.eval_tf] + ([self.train_tf] * (views - 1) if name == "train" else [])
+                feats[name] = torch.stack([
+                    compute_features(self.model, part, self.labels, tf, self.device, bs, self.workers,
+                                     cfg.seed + v, f"features {name}" + (f" view {v + 1}/{len(tfs)}" if len(tfs) > 1 else ""))
+                    for v, tf in enumerate(tfs)
+                ])
+            return feats
+
+        everything = self.split.train + self.split.val + self.split.test
+        key = feature_key(self.model, everything, sizes=[len(self.split.train), len(self.split.val)], **key_params)
+        self.features = cached_features(self.cache, key, build)
+        index = {label: i for i, label in enumerate(self.labels)}
+        self.targets = {name: torch.tensor([index[s.label] for s in part]) for name, part in self.split.parts().items()}
+
+    # ---------------------------------------------------------------- epochs
+    def _train_epoch(self, progress, epoch: int) -> tuple[float, float]:
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        if self.frozen:
+            self.model.head.train()
+            feats, y = self.features["train"], self.targets["train"]
+            gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
+            view = torch.randint(feats.shape[0], (feats.shape[1],), generator=gen)
+            x_all = feats[view, torch.arange(feats.shape[1])]
+            order = torch.randperm(len(y), generator=gen)
+            batches = [order[i : i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
+            task = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=len(batches), status="")
+            for idx in batches:
+                xb, yb = x_all[idx].to(self.device), y[idx].to(self.device)
+                loss, ok = train_step(self.model.head, xb, yb, self.optimizer, self.criterion, None)
+                loss_sum += loss
+                correct += ok
+                seen += len(idx)
+                progress.update(task, advance=1)
+        else:
+            self.model.train()
+            self.train_gen.manual_seed(self.cfg.seed * 1000 + epoch)
+            task = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=len(self.train_loader), status="")
+            for step, (images, targets) in enumerate(self.train_loader):
+                images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                targets = targets.to(self.device, non_blocking=True)
+                loss, ok = train_step(self.model, images, targets, self.optimizer, self.criterion, self.amp_dtype)
+                loss_sum += loss
+                correct += ok
+                seen += len(targets)
+                if step % 5 == 0:
+                    progress.update(task, status=f"loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.3f}")
+                progress.update(task, advance=1)
+        progress.remove_task(task)  # the epoch's summary line follows
+        return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    @torch.inference_mode()
+    def _probs(self, name: str) -> np.ndarray:
+        if self.frozen:
+            self.model.head.eval()
+            return self.model.head(self.features[name][0].to(self.device)).float().softmax(1).cpu().numpy()
+        loader = self.val_loader if name == "val" else self._eval_loader(self.split.parts()[name])
+        return predict_batches(self.model, loader, self.device, f"predicting {name}")
+
+    def _validate(self) -> dict:
+        probs = self._probs("val")
+        index = {label: i for i, label in enumerate(self.labels)}
+        y = np.array([index[s.label] for s in self.split.val])
+        m = classification_metrics(y, probs, self.labels)
+        return {"val_loss": m["loss"], "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+
+    def _improved(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        if self.cfg.monitor == "val_loss":
+            return value < self.best_value - 1e-6
+        return value > self.best_value + 1e-6
+
+    def _state(self, epoch: int) -> dict:
+        return {
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "history": self.history,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "config": self.cfg.to_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def restore(self, checkpoint: Path) -> None:
+        payload = read_checkpoint(checkpoint)
+        if payload["labels"] != self.labels:
+            raise MaskwatchError(f"{checkpoint} was trained on labels {payload['labels']}, the data has {self.labels}")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.scheduler and payload.get("scheduler"):
+            self.scheduler.load_state_dict(payload["scheduler"])
+        self.history = payload["history"]
+        self.best_value, self.best_epoch = payload["best_value"], payload["best_epoch"]
+        self.bad_epochs = payload["bad_epochs"]
+        self.start_epoch = payload["epoch"] + 1
+        rng = payload.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+
+    def _write_history(self) -> None:
+        write_json(self.run_dir / "history.json", self.history)
+        with atomic_path(self.run_dir / "history.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(self.history[0]))
+            writer.writeheader()
+            writer.writerows(self.history)
+        plot_curves(self.history, self.run_dir / "curves.png")
+
+    def _write_status(self, status: str, **extra: object) -> None:
+        path = self.run_dir / "run.json"
+        data = read_json(path) if path.is_file() else {"started": datetime.now(UTC).isoformat(timespec="seconds")}
+        data.update({
+            "status": status,
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+            "model": self.cfg.model,
+            "pretrained": self.model.pretrained,
+            "frozen_backbone": self.frozen,
+            "labels": self.labels,
+            "device": str(self.device),
+            "learning_rate": self.lr,
+            "epochs_run": len(self.history),
+            "best_epoch": self.best_epoch,
+            "best": {self.cfg.monitor: self.best_value},
+            "data": self.bundle.datasets,
+            "synthetic_data": any(d.get("synthetic") for d in self.bundle.datasets),
+            "skipped_files": len(self.bundle.problems),
+            "split": self.split.summary(),
+        })
+        data.update(extra)
+        write_json(path, data)
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        status = "finished"
+        epoch = self.start_epoch - 1
+        self._write_status("running")
+        info(f"training {cfg.model} ({'frozen backbone' if self.frozen else 'all layers'}, "
+             f"pretrained: {self.model.pretrained or 'no'}) on {len(self.split.train)} images, "
+             f"validating on {len(self.split.val)}, device {self.device}")
+        from rich.progress import TextColumn
+
+        try:
+            with make_progress(TextColumn("{task.fields[status]}")) as progress:
+                for epoch in range(self.start_epoch, cfg.epochs + 1):
+                    t0 = time.perf_counter()
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    train_loss, train_acc = self._train_epoch(progress, epoch)
+                    row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, **self._validate(),
+                           "lr": lr, "seconds": round(time.perf_counter() - t0, 2)}
+                    self.history.append(row)
+                    value = row[cfg.monitor]
+                    if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        self.scheduler.step(value)
+                    elif self.scheduler is not None:
+                        self.scheduler.step()
+                    if self._improved(value):
+                        self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+                        save_checkpoint(self.run_dir / "best.pt", self.model, self.labels, epoch=epoch,
+                                        best_value=value, monitor=cfg.monitor)
+                    else:
+                        self.bad_epochs += 1
+                    save_checkpoint(self.run_dir / "last.pt", self.model, self.labels, **self._state(epoch))
+                    self._write_history()
+                    self._write_status("running")
+                    info(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | val loss "
+                         f"{row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}"
+                         f"{' *' if self.best_epoch == epoch else ''}")
+                    for callback in self.callbacks:
+                        callback(epoch, row)
+                    if cfg.patience and self.bad_epochs >= cfg.patience:
+                        status = "stopped_early"
+                        info(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
+                        break
+        except KeyboardInterrupt:
+            self._write_status("interrupted")
+            info(f"[yellow]interrupted; last.pt holds epoch {len(self.history)}. "
+                 f"Continue with: maskwatch train --resume {self.run_dir}")
+            return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
+        metrics = self.finish()
+        self._write_status(status, finished=datetime.now(UTC).isoformat(timespec="seconds"),
+                           test_accuracy=metrics["accuracy"] if metrics else None)
+        return TrainResult(self.run_dir, status, len(self.history), self.best_epoch, metrics)
+
+    def finish(self) -> dict | None:
+        """Evaluate the best checkpoint on the test split (and validation) and write the report."""
+        best = read_checkpoint(self.run_dir / "best.pt")
+        self.model.load_state_dict(best["model"])
+        summary = self.split.summary()
+        write_report(self.run_dir, self.split.val, self.labels, self._probs("val"), summary, key="val")
+        if not self.split.test:
+            info("[yellow]no test split (--ratios gives it 0): only validation metrics were written")
+            return None
+        metrics = write_report(self.run_dir, self.split.test, self.labels, self._probs("test"), summary, key="test")
+        info(f"test: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+             f"ECE {metrics['ece']:.4f} on {metrics['samples']} images -> {self.run_dir / 'metrics.json'}")
+        return metrics
+
+
+def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
+    """Train a model as ``cfg`` says, into a new (or empty) run folder."""
+    cfg.validate()
+    run_dir = Path(cfg.out).expanduser()
+    if (run_dir / "config.json").exists():
+        raise MaskwatchError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    _seed_all(cfg.seed)
+    run = _Run(cfg, run_dir, callbacks)
+    run.prepare(resuming=False)
+    return run.fit()
+
+
+def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
+    """Continue the run in ``run_dir`` from its last checkpoint (or start it, if it has none)."""
+    run_dir = Path(run_dir).expanduser()
+    cfg = TrainConfig.load(run_dir)
+    cfg.validate()
+    status = read_json(run_dir / "run.json").get("status") if (run_dir / "run.json").is_file() else None
+    if status in ("finished", "stopped_early"):
+        raise MaskwatchError(f"the run in {run_dir} already {status.replace('_', ' ')}; nothing to resume")
+    _seed_all(cfg.seed)
+    run = _Run(cfg, run_dir, callbacks)
+    run.prepare(resuming=True)
+    if (run_dir / "last.pt").is_file():
+        run.restore(run_dir / "last.pt")
+        info(f"resuming {run_dir} at epoch {run.start_epoch}")
+    if run.start_epoch > cfg.epochs:
+        metrics = run.finish()
+        run._write_status("finished", test_accuracy=metrics["accuracy"] if metrics else None)
+        return TrainResult(run_dir, "finished", len(run.history), run.best_epoch, metrics)
+    return run.fit()

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import add_broken_files
+from maskwatch.cli import app, expand_inputs
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version_and_models():
+    assert "maskwatch" in _run("--version").output
+    out = _run("models").output
+    assert "efficientnet_lite0" in out and "inception_mini" in out
+
+
+def test_data_inspect_reports_problems_and_duplicates(tmp_path, toy_data):
+    add_broken_files(toy_data)
+    (toy_data / "with_mask" / "copy.png").write_bytes((toy_data / "with_mask" / "with_mask_1.png").read_bytes())
+    result = _run("data", "inspect", toy_data, "--out", tmp_path / "rep")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["counts"] == {"with_mask": 17, "without_mask": 16}
+    assert len(report["problems"]) == 5
+    assert report["exact_duplicates"]["groups"] == 1
+    assert report["image_size"]["width"]["max"] == 48
+    for name in ("class_balance.png", "samples.png", "duplicates.png"):
+        assert (tmp_path / "rep" / name).is_file()
+
+
+def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
+    run = tmp_path / "run"
+    result = _run("train", "--data", toy_data, "--model", "cnn", "--image-size", "48", "--epochs", "2",
+                  "--out", run, "--workers", "0", "--patience", "0")
+    assert result.exit_code == 0, result.output
+    assert (run / "best.pt").is_file()
+    ev = _run("evaluate", run, "--data", toy_data, "--out", tmp_path / "ev", "--split-from", run, "--subset", "test")
+    assert ev.exit_code == 0, ev.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    saved = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["samples"] == saved["test"]["samples"]
+    assert metrics["test"]["accuracy"] == pytest.approx(saved["test"]["accuracy"])  # same model, same images
+    (tmp_path / "bad.jpg").write_text("not an image")
+    out = tmp_path / "out.jsonl"
+    cl = _run("classify", run, toy_data / "with_mask", tmp_path / "bad.jpg", str(toy_data / "without_mask" / "*_1*.png"),
+              "--jsonl", out)
+    assert cl.exit_code == 1  # one input failed
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 16 + 1 + 6  # with_mask folder, the bad file, the glob (_1, _10.._15)
+    bad = [x for x in lines if "error" in x]
+    assert bad == [{"source": str(tmp_path / "bad.jpg"), "error": "not an image"}]
+    good = lines[0]
+    assert set(good) == {"source", "label", "score", "probs"}
+    assert good["score"] == pytest.approx(max(good["probs"].values()))
+    assert sum(good["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
+    for args, needle in [
+        (("train", "--data", tmp_path / "missing"), "data set folder not found"),
+        (("train", "--data", toy_data, "--model", "vgg99", "--out", tmp_path / "r"), "unknown model"),
+        (("train", "--data", toy_data, "--ratios", "a,b", "--out", tmp_path / "r2"), "--ratios"),
+        (("evaluate", tmp_path / "nope.pt", "--data", toy_data), "model not found"),
+        (("classify", toy_data / "with_mask" / "with_mask_0.png", toy_data), "not a maskwatch checkpoint"),
+        (("train", "--resume", tmp_path), "not a run folder"),
+    ]:
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert needle in result.output and "Traceback" not in result.output
+
+
+def test_expand_inputs_keeps_order_and_missing(tmp_path, toy_data):
+    paths = expand_inputs([str(toy_data / "with_mask"), str(tmp_path / "missing.jpg")])
+    assert len(paths) == 17 and paths[-1].name == "missing.jpg"

@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import add_broken_files, make_voc
+from maskwatch.data import load_data
+from maskwatch.data.crops import crop_square, square_box
+from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.errors import MaskwatchError
+
+
+def test_class_folders_load_with_counts(toy_data):
+    bundle = load_data([toy_data])
+    assert bundle.counts() == {"with_mask": 16, "without_mask": 16}
+    assert bundle.problems == []
+    assert all(s.path.is_file() and s.source == s.path for s in bundle.samples)
+
+
+def test_broken_files_are_skipped_and_listed(toy_data):
+    expected = add_broken_files(toy_data)
+    bundle = load_data([toy_data])
+    assert bundle.counts() == {"with_mask": 16, "without_mask": 16}
+    reasons = {p.path.name: p.reason for p in bundle.problems}
+    assert set(reasons) == set(expected)
+    for name, prefix in expected.items():
+        assert reasons[name].startswith(prefix), (name, reasons[name])
+
+
+def test_open_rgb_reasons(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(BadImageError, match="zero-byte"):
+        open_rgb(tmp_path / "a.jpg")
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    rgba.save(tmp_path / "t.png")
+    assert open_rgb(tmp_path / "t.png").getpixel((0, 0)) == (255, 255, 255)  # transparency -> white
+
+
+def test_folder_aliases_and_combined_sets(tmp_path, toy_data):
+    other = tmp_path / "other"
+    (other / "mask_weared_incorrect").mkdir(parents=True)
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(other / "mask_weared_incorrect" / "x.png")
+    bundle = load_data([toy_data, other])
+    assert bundle.labels == ["with_mask", "without_mask", "mask_worn_incorrectly"]
+    assert len(bundle.datasets) == 2
+
+
+def test_missing_or_empty_data_is_one_clear_error(tmp_path):
+    with pytest.raises(MaskwatchError, match="not found"):
+        load_data([tmp_path / "nope"])
+    (tmp_path / "empty" / "with_mask").mkdir(parents=True)
+    with pytest.raises(MaskwatchError, match="no usable images"):
+        load_data([tmp_path / "empty"])
+
+
+def test_square_box_and_crop():
+    assert square_box([10, 20, 30, 60], 0.0) == (0, 20, 40, 60)  # longer side 40, centred
+    assert square_box([10, 20, 30, 60], 0.25) == (-10, 10, 50, 70)  # side 40 * 1.5 = 60 around (20, 40)
+    img = Image.new("RGB", (50, 50), (200, 0, 0))
+    crop = crop_square(img, [0, 0, 20, 20], 0.5)
+    assert crop.size == (40, 40)
+    assert crop.getpixel((0, 0)) == (0, 0, 0)  # outside the image: black
+    assert crop.getpixel((20, 20)) == (200, 0, 0)
+
+
+def test_voc_crops_are_square_classed_and_cached(tmp_path):
+    root = make_voc(tmp_path / "voc", n_images=3)
+    bundle = load_data([root], margin=0.1, min_box=12)
+    info = bundle.datasets[0]
+    assert info["kind"] == "voc" and info["boxes"] == 12 and info["skipped_small"] == 3
+    assert bundle.counts() == {"with_mask": 3, "without_mask": 3, "mask_worn_incorrectly": 3}
+    for s in bundle.samples:
+        with Image.open(s.path) as im:
+            assert im.size == (48, 48)  # 40 * (1 + 2 * 0.1)
+        assert s.source.name.startswith("scene") and "#" in s.id
+    mtimes = {s.path: s.path.stat().st_mtime_ns for s in bundle.samples}
+    again = load_data([root], margin=0.1, min_box=12)
+    assert again.datasets[0]["from_cache"] is True
+    assert [s.id for s in again.samples] == [s.id for s in bundle.samples]
+    assert all(s.path.stat().st_mtime_ns == mtimes[s.path] for s in again.samples)
+    # other parameters make other crops
+    wider = load_data([root], margin=0.3, min_box=4)
+    assert wider.datasets[0]["from_cache"] is False and wider.datasets[0]["skipped_small"] == 0
+
+
+def test_voc_bad_annotation_is_reported(tmp_path):
+    root = make_voc(tmp_path / "voc", n_images=2)
+    (root / "annotations" / "broken.xml").write_text("<annotation><filename>")
+    (root / "annotations" / "ghost.xml").write_text("<annotation><filename>ghost.png</filename></annotation>")
+    bundle = load_data([root])
+    reasons = {Path(p.path).name: p.reason for p in bundle.problems}
+    assert reasons["broken.xml"].startswith("bad annotation XML")
+    assert "does not exist" in reasons["ghost.xml"]
+    assert len(bundle.samples) == 6

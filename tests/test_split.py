@@ -1,0 +1,98 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from maskwatch.data import Sample, load_data, load_split, make_split, save_split
+from maskwatch.data.duplicates import find_duplicates, sample_groups
+from maskwatch.data.toy import make_toy_dataset
+from maskwatch.errors import MaskwatchError
+
+
+def _fake(n: int, labels: list[str]) -> list[Sample]:
+    return [Sample(f"id{i}", Path(f"/x/{i}.png"), labels[i], Path(f"/x/{i}.png"), "d") for i in range(n)]
+
+
+def test_near_duplicates_are_grouped(tmp_path):
+    root = make_toy_dataset(tmp_path / "d", per_class=10, size=64, seed=1, duplicates=3)
+    bundle = load_data([root])
+    report = find_duplicates(bundle.samples, bundle.index, threshold=8)
+    group = report.group_of
+    for label in ("with_mask", "without_mask"):
+        for i in range(3):
+            original = (root / label / f"{label}_{i}.png").resolve()
+            copy = (root / label / f"{label}_{i}_dup.jpg").resolve()
+            assert group[original] == group[copy]
+    # an exact byte copy is an exact duplicate
+    src = root / "with_mask" / "with_mask_5.png"
+    (root / "with_mask" / "copy_of_5.png").write_bytes(src.read_bytes())
+    bundle = load_data([root])
+    report = find_duplicates(bundle.samples, bundle.index, threshold=0)
+    assert [p.name for p in report.exact_groups[0]] == ["copy_of_5.png", "with_mask_5.png"]
+
+
+def test_grouped_split_keeps_groups_whole_and_stratifies(tmp_path):
+    root = make_toy_dataset(tmp_path / "d", per_class=40, size=48, seed=2, duplicates=10)
+    bundle = load_data([root])
+    groups = sample_groups(bundle.samples, find_duplicates(bundle.samples, bundle.index, 8))
+    split = make_split(bundle.samples, groups, ratios=(0.7, 0.15, 0.15), seed=0)
+    where = {}
+    for name, part in split.parts().items():
+        for s in part:
+            where.setdefault(split.groups[s.id], set()).add(name)
+    assert all(len(v) == 1 for v in where.values())
+    assert sorted(s.id for p in split.parts().values() for s in p) == sorted(s.id for s in bundle.samples)
+    for label in ("with_mask", "without_mask"):
+        n = sum(s.label == label for s in bundle.samples)  # 50 each
+        test_n = sum(s.label == label for s in split.test)
+        assert abs(test_n - 0.15 * n) <= 2, test_n
+
+
+def test_split_is_reproducible_and_seed_dependent(toy_data):
+    bundle = load_data([toy_data])
+    a = make_split(bundle.samples, seed=7)
+    b = make_split(bundle.samples, seed=7)
+    c = make_split(bundle.samples, seed=8)
+    ids = lambda s: [x.id for x in s.test]  # noqa: E731
+    assert ids(a) == ids(b)
+    assert ids(a) != ids(c)
+
+
+def test_random_split_ignores_groups():
+    samples = _fake(20, ["a"] * 10 + ["b"] * 10)
+    split = make_split(samples, [0] * 20, kind="random", ratios=(0.6, 0.2, 0.2))
+    assert (len(split.train), len(split.val), len(split.test)) == (12, 4, 4)
+    assert Counter(s.label for s in split.test) == {"a": 2, "b": 2}
+    whole = make_split(samples, [0] * 20, kind="grouped", ratios=(0.6, 0.2, 0.2))
+    assert sorted(map(len, whole.parts().values())) == [0, 0, 20]
+
+
+def test_save_and_load_round_trip(tmp_path, toy_data):
+    bundle = load_data([toy_data])
+    split = make_split(bundle.samples, seed=1)
+    save_split(split, tmp_path / "split")
+    again = load_split(tmp_path / "split", bundle.samples)
+    for name in ("train", "val", "test"):
+        assert [s.id for s in again.parts()[name]] == [s.id for s in split.parts()[name]]
+    assert (tmp_path / "split" / "split.json").is_file()
+    more = make_toy_dataset(toy_data.parent / "more", per_class=2, size=48, seed=9)
+    with pytest.raises(MaskwatchError, match="does not list"):
+        load_split(tmp_path / "split", load_data([toy_data, more]).samples)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["a", "b", "c"])), min_size=1, max_size=80),
+       st.integers(0, 10_000))
+def test_property_every_sample_once_and_no_group_crosses(rows, seed):
+    samples = _fake(len(rows), [label for _, label in rows])
+    groups = [g for g, _ in rows]
+    split = make_split(samples, groups, seed=seed)
+    seen = Counter(s.id for p in split.parts().values() for s in p)
+    assert all(v == 1 for v in seen.values()) and len(seen) == len(samples)
+    part_of_group: dict[int, set[str]] = {}
+    for name, part in split.parts().items():
+        for s in part:
+            part_of_group.setdefault(split.groups[s.id], set()).add(name)
+    assert all(len(v) == 1 for v in part_of_group.values())

@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from maskwatch.data.toy import make_toy_dataset
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import read_json
+from maskwatch.labels import CANONICAL_LABELS
+from maskwatch.train import TrainConfig, resume, train
+
+
+@pytest.fixture
+def toy3(tmp_path):
+    return make_toy_dataset(tmp_path / "toy3", per_class=24, size=48, seed=5, labels=CANONICAL_LABELS)
+
+
+def _interrupt_after(n):
+    def callback(epoch, row):
+        if epoch == n:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+def test_training_resumes_after_interruption(tmp_path, toy3):
+    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=4,
+                      batch_size=16, patience=0, workers=0, augment="light", lr=2e-3)
+    first = train(cfg, callbacks=[_interrupt_after(2)])
+    run = tmp_path / "run"
+    assert first.status == "interrupted" and first.epochs_run == 2
+    assert read_json(run / "run.json")["status"] == "interrupted"
+    assert not (run / "metrics.json").exists()
+    split_before = (run / "split" / "test.csv").read_text()
+    result = resume(run)
+    assert result.status == "finished" and result.epochs_run == 4
+    history = read_json(run / "history.json")
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert (run / "split" / "test.csv").read_text() == split_before
+    for name in ("config.json", "best.pt", "last.pt", "history.csv", "curves.png", "confusion_matrix.png",
+                 "confusion_matrix.json", "reliability.png", "worst.png", "problems.csv"):
+        assert (run / name).is_file(), name
+    metrics = read_json(run / "metrics.json")
+    assert set(metrics) >= {"split", "test", "val"}
+    test = metrics["test"]
+    assert set(test) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "loss", "ece"}
+    assert test["confusion_matrix"]["labels"] == list(CANONICAL_LABELS)
+    assert sum(map(sum, test["confusion_matrix"]["matrix"])) == metrics["split"]["test"]["images"]
+    with pytest.raises(MaskwatchError, match="already finished"):
+        resume(run)
+    with pytest.raises(MaskwatchError, match="already holds a run"):
+        train(cfg)
+
+
+def test_frozen_backbone_learns_from_cached_features(tmp_path, toy3, monkeypatch):
+    import maskwatch.train.trainer as trainer
+
+    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "a"), model="efficientnet_lite0", image_size=64,
+                      freeze="backbone", epochs=12, feature_views=2, patience=0, workers=0, seed=1)
+    result = train(cfg)
+    assert result.metrics["accuracy"] >= 0.8  # the drawn classes are easy for ImageNet features
+    run = read_json(tmp_path / "a" / "run.json")
+    assert run["frozen_backbone"] and run["pretrained"].startswith("package")
+    # a second run with other head settings reuses the cached features: no backbone pass at all
+    monkeypatch.setattr(trainer, "compute_features", lambda *a, **k: pytest.fail("features recomputed"))
+    again = train(TrainConfig(**{**cfg.to_dict(), "out": str(tmp_path / "b"), "lr": 3e-3}))
+    assert again.status == "finished"
+
+
+def test_split_from_reuses_a_saved_split(tmp_path, toy3):
+    base = dict(data=[str(toy3)], model="cnn", image_size=48, epochs=1, patience=0, workers=0)
+    train(TrainConfig(**base, out=str(tmp_path / "one"), seed=3))
+    train(TrainConfig(**base, out=str(tmp_path / "two"), seed=4, split_from=str(tmp_path / "one")))
+    for name in ("train.csv", "val.csv", "test.csv"):
+        assert (tmp_path / "one" / "split" / name).read_text() == (tmp_path / "two" / "split" / name).read_text()
+
+
+def test_bad_config_is_one_clear_error(tmp_path, toy3):
+    with pytest.raises(MaskwatchError, match="--optimizer"):
+        train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "x"), optimizer="rmsprop"))
+    assert not (tmp_path / "x" / "config.json").exists()
+
+
+@pytest.mark.parametrize("opt,schedule", [("sgd", "step"), ("adam", "plateau")])
+def test_optimizers_schedules_and_class_weights(tmp_path, toy3, opt, schedule):
+    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "r"), model="cnn", image_size=48, epochs=2,
+                      optimizer=opt, schedule=schedule, class_weights="balanced", workers=0, patience=0,
+                      augment="strong", monitor="val_macro_f1")
+    result = train(cfg)
+    assert result.status == "finished"
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert len(history) == 2 and all(h["lr"] > 0 for h in history)
+
+
+def test_early_stopping(tmp_path, toy3):
+    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "r"), model="cnn", image_size=48, epochs=30, lr=1e-9,
+                      patience=2, workers=0, monitor="val_accuracy", augment="none", schedule="none")
+    result = train(cfg)
+    assert result.status == "stopped_early" and result.epochs_run == 3
