@@ -83,8 +83,10 @@ def main() -> None:
         ours_rates.append(rate(ours_step))
         bare_rates.append(rate(bare_step))
     o, b = statistics.median(ours_rates), statistics.median(bare_rates)
-    print(f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, batch {args.batch}, "
-          f"size {args.size}, {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, batch {args.batch}, "
+        f"size {args.size}, {args.rounds} rounds x {args.steps} steps"
+    )
     print(f"maskwatch train_step : {o:8.2f} img/s  (rounds: {', '.join(f'{r:.2f}' for r in ours_rates)})")
     print(f"bare timm loop       : {b:8.2f} img/s  (rounds: {', '.join(f'{r:.2f}' for r in bare_rates)})")
     print(f"ratio maskwatch/timm : {o / b:.3f}")

@@ -61,7 +61,8 @@ def make_voc(root: Path, n_images: int = 4, seed: int = 0) -> Path:
         scene.save(root / "images" / f"scene{i}.png")
         xml = "".join(
             f"<object><name>{n}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
-            f"<ymax>{b[3]}</ymax></bndbox></object>" for n, b in objects
+            f"<ymax>{b[3]}</ymax></bndbox></object>"
+            for n, b in objects
         )
         (root / "annotations" / f"scene{i}.xml").write_text(
             f"<annotation><filename>scene{i}.png</filename><size><width>200</width><height>120</height></size>{xml}</annotation>"

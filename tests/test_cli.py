@@ -35,8 +35,23 @@ def test_data_inspect_reports_problems_and_duplicates(tmp_path, toy_data):
 
 def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     run = tmp_path / "run"
-    result = _run("train", "--data", toy_data, "--model", "cnn", "--image-size", "48", "--epochs", "2",
-                  "--out", run, "--workers", "0", "--patience", "0")
+    result = _run(
+        "train",
+        "--data",
+        toy_data,
+        "--model",
+        "cnn",
+        "--image-size",
+        "48",
+        "--epochs",
+        "2",
+        "--out",
+        run,
+        "--workers",
+        "0",
+        "--patience",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     assert (run / "best.pt").is_file()
     ev = _run("evaluate", run, "--data", toy_data, "--out", tmp_path / "ev", "--split-from", run, "--subset", "test")
@@ -47,11 +62,18 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     assert metrics["test"]["accuracy"] == pytest.approx(saved["test"]["accuracy"])  # same model, same images
     (tmp_path / "bad.jpg").write_text("not an image")
     out = tmp_path / "out.jsonl"
-    cl = _run("classify", run, toy_data / "with_mask", tmp_path / "bad.jpg", str(toy_data / "without_mask" / "*_1*.png"),
-              "--jsonl", out)
+    cl = _run(
+        "classify",
+        run,
+        toy_data / "with_mask",
+        tmp_path / "bad.jpg",
+        str(toy_data / "without_mask" / "*_1*.png"),
+        "--jsonl",
+        out,
+    )
     assert cl.exit_code == 1  # one input failed
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 16 + 1 + 6  # with_mask folder, the bad file, the glob (_1, _10.._15)
+    assert len(lines) == 16 + 1 + 7  # with_mask folder, the bad file, the glob (_1 and _10.._15)
     bad = [x for x in lines if "error" in x]
     assert bad == [{"source": str(tmp_path / "bad.jpg"), "error": "not an image"}]
     good = lines[0]
@@ -62,7 +84,7 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
 
 def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
     for args, needle in [
-        (("train", "--data", tmp_path / "missing"), "data set folder not found"),
+        (("train", "--data", tmp_path / "missing", "--out", tmp_path / "r0"), "data set folder not found"),
         (("train", "--data", toy_data, "--model", "vgg99", "--out", tmp_path / "r"), "unknown model"),
         (("train", "--data", toy_data, "--ratios", "a,b", "--out", tmp_path / "r2"), "--ratios"),
         (("evaluate", tmp_path / "nope.pt", "--data", toy_data), "model not found"),

@@ -15,4 +15,9 @@ def test_unknown_names_are_kept_normalised():
 
 def test_order_puts_canonical_labels_first():
     assert order_labels(["zebra", WITHOUT_MASK, MASK_WORN_INCORRECTLY, WITH_MASK, "apple"]) == [
-        WITH_MASK, WITHOUT_MASK, MASK_WORN_INCORRECTLY, "apple", "zebra"]
+        WITH_MASK,
+        WITHOUT_MASK,
+        MASK_WORN_INCORRECTLY,
+        "apple",
+        "zebra",
+    ]

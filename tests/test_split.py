@@ -83,8 +83,10 @@ def test_save_and_load_round_trip(tmp_path, toy_data):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["a", "b", "c"])), min_size=1, max_size=80),
-       st.integers(0, 10_000))
+@given(
+    st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["a", "b", "c"])), min_size=1, max_size=80),
+    st.integers(0, 10_000),
+)
 def test_property_every_sample_once_and_no_group_crosses(rows, seed):
     samples = _fake(len(rows), [label for _, label in rows])
     groups = [g for g, _ in rows]

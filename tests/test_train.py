@@ -23,8 +23,18 @@ def _interrupt_after(n):
 
 
 def test_training_resumes_after_interruption(tmp_path, toy3):
-    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=4,
-                      batch_size=16, patience=0, workers=0, augment="light", lr=2e-3)
+    cfg = TrainConfig(
+        data=[str(toy3)],
+        out=str(tmp_path / "run"),
+        model="cnn",
+        image_size=48,
+        epochs=4,
+        batch_size=16,
+        patience=0,
+        workers=0,
+        augment="light",
+        lr=2e-3,
+    )
     first = train(cfg, callbacks=[_interrupt_after(2)])
     run = tmp_path / "run"
     assert first.status == "interrupted" and first.epochs_run == 2
@@ -36,8 +46,18 @@ def test_training_resumes_after_interruption(tmp_path, toy3):
     history = read_json(run / "history.json")
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert (run / "split" / "test.csv").read_text() == split_before
-    for name in ("config.json", "best.pt", "last.pt", "history.csv", "curves.png", "confusion_matrix.png",
-                 "confusion_matrix.json", "reliability.png", "worst.png", "problems.csv"):
+    for name in (
+        "config.json",
+        "best.pt",
+        "last.pt",
+        "history.csv",
+        "curves.png",
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+        "reliability.png",
+        "worst.png",
+        "problems.csv",
+    ):
         assert (run / name).is_file(), name
     metrics = read_json(run / "metrics.json")
     assert set(metrics) >= {"split", "test", "val"}
@@ -54,8 +74,18 @@ def test_training_resumes_after_interruption(tmp_path, toy3):
 def test_frozen_backbone_learns_from_cached_features(tmp_path, toy3, monkeypatch):
     import maskwatch.train.trainer as trainer
 
-    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "a"), model="efficientnet_lite0", image_size=64,
-                      freeze="backbone", epochs=12, feature_views=2, patience=0, workers=0, seed=1)
+    cfg = TrainConfig(
+        data=[str(toy3)],
+        out=str(tmp_path / "a"),
+        model="efficientnet_lite0",
+        image_size=64,
+        freeze="backbone",
+        epochs=12,
+        feature_views=2,
+        patience=0,
+        workers=0,
+        seed=1,
+    )
     result = train(cfg)
     assert result.metrics["accuracy"] >= 0.8  # the drawn classes are easy for ImageNet features
     run = read_json(tmp_path / "a" / "run.json")
@@ -82,9 +112,20 @@ def test_bad_config_is_one_clear_error(tmp_path, toy3):
 
 @pytest.mark.parametrize("opt,schedule", [("sgd", "step"), ("adam", "plateau")])
 def test_optimizers_schedules_and_class_weights(tmp_path, toy3, opt, schedule):
-    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "r"), model="cnn", image_size=48, epochs=2,
-                      optimizer=opt, schedule=schedule, class_weights="balanced", workers=0, patience=0,
-                      augment="strong", monitor="val_macro_f1")
+    cfg = TrainConfig(
+        data=[str(toy3)],
+        out=str(tmp_path / "r"),
+        model="cnn",
+        image_size=48,
+        epochs=2,
+        optimizer=opt,
+        schedule=schedule,
+        class_weights="balanced",
+        workers=0,
+        patience=0,
+        augment="strong",
+        monitor="val_macro_f1",
+    )
     result = train(cfg)
     assert result.status == "finished"
     history = json.loads((tmp_path / "r" / "history.json").read_text())
@@ -92,7 +133,18 @@ def test_optimizers_schedules_and_class_weights(tmp_path, toy3, opt, schedule):
 
 
 def test_early_stopping(tmp_path, toy3):
-    cfg = TrainConfig(data=[str(toy3)], out=str(tmp_path / "r"), model="cnn", image_size=48, epochs=30, lr=1e-9,
-                      patience=2, workers=0, monitor="val_accuracy", augment="none", schedule="none")
+    cfg = TrainConfig(
+        data=[str(toy3)],
+        out=str(tmp_path / "r"),
+        model="cnn",
+        image_size=48,
+        epochs=30,
+        lr=1e-9,
+        patience=2,
+        workers=0,
+        monitor="val_accuracy",
+        augment="none",
+        schedule="none",
+    )
     result = train(cfg)
     assert result.status == "stopped_early" and result.epochs_run == 3

@@ -26,8 +26,12 @@ from maskwatch.progress import console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Face-mask classification: inspect data, split it honestly, train, evaluate, classify.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Face-mask classification: inspect data, split it honestly, train, evaluate, classify.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Data set tools.")
 app.add_typer(data_app, name="data")
 
@@ -64,12 +68,17 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     pass
 
 
-DataOpt = Annotated[list[Path], typer.Option("--data", "-d", help="Data set folder (class folders or Pascal VOC); repeat to combine.")]
+DataOpt = Annotated[
+    list[Path], typer.Option("--data", "-d", help="Data set folder (class folders or Pascal VOC); repeat to combine.")
+]
 
 
 @app.command()
@@ -78,14 +87,20 @@ def train(
     data: DataOpt = None,  # type: ignore[assignment]
     model: Annotated[str, typer.Option(help="Registered model name (see `maskwatch models`).")] = "efficientnet_lite0",
     out: Annotated[Path | None, typer.Option(help="Run folder to create.")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")
+    ] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size in pixels (default: the model's).")] = None,
     epochs: int = 15,
     batch_size: int = 32,
     optimizer: Annotated[str, typer.Option(help="adam | adamw | sgd")] = "adamw",
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default 1e-3 frozen/scratch, 3e-4 fine-tuning; x10 for sgd).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (default 1e-3 frozen/scratch, 3e-4 fine-tuning; x10 for sgd).")
+    ] = None,
     schedule: Annotated[str, typer.Option(help="cosine | step | plateau | none")] = "cosine",
-    step_size: Annotated[int, typer.Option(help="step schedule: epochs between decays (0: a third of the epochs).")] = 0,
+    step_size: Annotated[
+        int, typer.Option(help="step schedule: epochs between decays (0: a third of the epochs).")
+    ] = 0,
     gamma: Annotated[float, typer.Option(help="step/plateau decay factor.")] = 0.1,
     weight_decay: Annotated[float, typer.Option(help="Weight decay (L2).")] = 1e-4,
     dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier (default: the model's).")] = None,
@@ -98,15 +113,24 @@ def train(
     monitor: Annotated[str, typer.Option(help="val_loss | val_accuracy | val_macro_f1")] = "val_loss",
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N | mps")] = "auto",
-    split: Annotated[str, typer.Option(help="grouped (near-duplicates stay together) | random (the study's protocol)")] = "grouped",
+    split: Annotated[
+        str, typer.Option(help="grouped (near-duplicates stay together) | random (the study's protocol)")
+    ] = "grouped",
     ratios: Annotated[str, typer.Option(help="train,val,test shares.")] = "0.7,0.15,0.15",
     split_from: Annotated[Path | None, typer.Option(help="Reuse the split saved in this run or split folder.")] = None,
     dup_threshold: Annotated[int, typer.Option(help="Near-duplicate distance in perceptual-hash bits.")] = 8,
     margin: Annotated[float, typer.Option(help="VOC crops: margin around each box, as a fraction of its side.")] = 0.15,
-    min_box: Annotated[int, typer.Option(help="VOC crops: skip boxes with a shorter side under this many pixels.")] = 12,
-    pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights where they exist.")] = True,
+    min_box: Annotated[
+        int, typer.Option(help="VOC crops: skip boxes with a shorter side under this many pixels.")
+    ] = 12,
+    pretrained: Annotated[
+        bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights where they exist.")
+    ] = True,
     weights: Annotated[Path | None, typer.Option(help="Backbone weights file (state dict or checkpoint).")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading processes (default: cores - 1).")] = None,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate/--no-calibrate", help="Fit a temperature on validation data after training.")
+    ] = True,
 ) -> None:
     """Train a model; the run folder gets config, split, checkpoints, history, curves and test metrics."""
     from maskwatch.data.split import parse_ratios
@@ -121,20 +145,46 @@ def train(
         if not data:
             raise MaskwatchError("give at least one --data DIR (or --resume RUN_DIR)")
         cfg = TrainConfig(
-            data=[str(d) for d in data], out=str(out or Path("runs") / f"{model}-{Path(data[0]).name}"),
-            model=model, image_size=image_size, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-            schedule=schedule, step_size=step_size, gamma=gamma, weight_decay=weight_decay, dropout=dropout,
-            label_smoothing=label_smoothing, class_weights=class_weights, augment=augment, freeze=freeze,
-            feature_views=feature_views, patience=patience, monitor=monitor, seed=seed, device=device,
-            split=split, ratios=list(parse_ratios(ratios)), split_from=str(split_from) if split_from else None,
-            dup_threshold=dup_threshold, margin=margin, min_box=min_box, pretrained=pretrained,
-            weights=str(weights) if weights else None, workers=workers,
+            data=[str(d) for d in data],
+            out=str(out or Path("runs") / f"{model}-{Path(data[0]).name}"),
+            model=model,
+            image_size=image_size,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            schedule=schedule,
+            step_size=step_size,
+            gamma=gamma,
+            weight_decay=weight_decay,
+            dropout=dropout,
+            label_smoothing=label_smoothing,
+            class_weights=class_weights,
+            augment=augment,
+            freeze=freeze,
+            feature_views=feature_views,
+            patience=patience,
+            monitor=monitor,
+            seed=seed,
+            device=device,
+            split=split,
+            ratios=list(parse_ratios(ratios)),
+            split_from=str(split_from) if split_from else None,
+            dup_threshold=dup_threshold,
+            margin=margin,
+            min_box=min_box,
+            pretrained=pretrained,
+            weights=str(weights) if weights else None,
+            workers=workers,
+            calibrate=calibrate,
         )
         result = train_run(cfg)
     if result.status == "interrupted":
         raise typer.Exit(130)
-    console.print(f"[green]{result.status}[/] after {result.epochs_run} epochs (best epoch {result.best_epoch}); "
-                  f"run folder: {result.run_dir}")
+    console.print(
+        f"[green]{result.status}[/] after {result.epochs_run} epochs (best epoch {result.best_epoch}); "
+        f"run folder: {result.run_dir}"
+    )
 
 
 @app.command()
@@ -143,7 +193,9 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) or run folder.")],
     data: DataOpt = None,  # type: ignore[assignment]
     out: Annotated[Path | None, typer.Option(help="Report folder (default: runs/evaluate/<model>-<data>).")] = None,
-    split_from: Annotated[Path | None, typer.Option(help="Evaluate only one part of a saved split (run or split folder).")] = None,
+    split_from: Annotated[
+        Path | None, typer.Option(help="Evaluate only one part of a saved split (run or split folder).")
+    ] = None,
     subset: Annotated[str, typer.Option(help="With --split-from: train | val | test.")] = "test",
     batch_size: int = 64,
     device: str = "auto",
@@ -155,14 +207,25 @@ def evaluate(
 
     if not data:
         raise MaskwatchError("give at least one --data DIR")
-    report = evaluate_model(model, [str(d) for d in data], out=out, split_from=split_from, subset=subset,
-                            batch_size=batch_size, device=device, margin=margin, min_box=min_box)
+    report = evaluate_model(
+        model,
+        [str(d) for d in data],
+        out=out,
+        split_from=split_from,
+        subset=subset,
+        batch_size=batch_size,
+        device=device,
+        margin=margin,
+        min_box=min_box,
+    )
     _print_metrics(report["metrics"], report["out"])
 
 
 def _print_metrics(m: dict, out: Path) -> None:
-    table = Table(title=f"{m['samples']} images: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
-                        f"ECE {m['ece']:.4f}, loss {m['loss']:.4f}")
+    table = Table(
+        title=f"{m['samples']} images: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
+        f"ECE {m['ece']:.4f}, loss {m['loss']:.4f}"
+    )
     for col in ("label", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="right" if col != "label" else "left")
     for label, v in m["per_class"].items():
@@ -260,17 +323,21 @@ def data_inspect(
     console.print(table)
     size = r["image_size"]["short_side"]
     if size:
-        console.print(f"short side: min {size['min']}, median {size['median']:.0f}, max {size['max']} px; "
-                      f"{r['image_size']['short_side_under_64']} under 64 px")
+        console.print(
+            f"short side: min {size['min']}, median {size['median']:.0f}, max {size['max']} px; "
+            f"{r['image_size']['short_side_under_64']} under 64 px"
+        )
     console.print(f"problems: {len(r['problems'])} " + (str(r["problem_counts"]) if r["problems"] else ""))
     for p in r["problems"][:20]:
         console.print(f"  [yellow]{p['path']}[/]: {p['reason']}")
     if len(r["problems"]) > 20:
         console.print(f"  ... {len(r['problems']) - 20} more in report.json")
     e, n = r["exact_duplicates"], r["near_duplicates"]
-    console.print(f"exact duplicates: {e['groups']} groups ({e['redundant_files']} redundant files); "
-                  f"near duplicates (phash <= {n['max_distance_bits']} bits): {n['groups']} groups "
-                  f"({n['redundant_files']} redundant files, largest {n['largest_group']})")
+    console.print(
+        f"exact duplicates: {e['groups']} groups ({e['redundant_files']} redundant files); "
+        f"near duplicates (phash <= {n['max_distance_bits']} bits): {n['groups']} groups "
+        f"({n['redundant_files']} redundant files, largest {n['largest_group']})"
+    )
     if r["cross_class_duplicates"]:
         console.print(f"[red]cross-class duplicates: {len(r['cross_class_duplicates'])} groups[/] (see report.json)")
     console.print(f"report: {out / 'report.json'}, pictures: class_balance.png, samples.png, duplicates.png")
@@ -299,14 +366,27 @@ def demo(
     r = inspect_data([str(data_dir)], out / "inspect")
     console.print(f"{r['images']} images {r['counts']}; {r['near_duplicates']['groups']} near-duplicate groups")
     console.rule("2. train (efficientnet_lite0, ImageNet weights, frozen backbone)")
-    result = train_run(TrainConfig(data=[str(data_dir)], out=str(out / "run"), model="efficientnet_lite0",
-                                   freeze="backbone", epochs=epochs, feature_views=2, patience=0))
+    result = train_run(
+        TrainConfig(
+            data=[str(data_dir)],
+            out=str(out / "run"),
+            model="efficientnet_lite0",
+            freeze="backbone",
+            epochs=epochs,
+            feature_views=2,
+            patience=0,
+        )
+    )
     console.rule("3. classify the test split")
     clf = Classifier.load(result.run_dir)
-    test = [Path(row.split(",")[3].strip()) for row in (result.run_dir / "split" / "test.csv").read_text().splitlines()[1:]]
+    test = [
+        Path(row.split(",")[3].strip()) for row in (result.run_dir / "split" / "test.csv").read_text().splitlines()[1:]
+    ]
     right = sum(res["label"] == p.parent.name for res, p in zip(clf.classify_paths(test), test, strict=True))
-    console.print(f"[green]demo done:[/] test accuracy {result.metrics['accuracy']:.3f} (classify agrees: "
-                  f"{right}/{len(test)}); see {result.run_dir} (metrics.json, curves.png, confusion_matrix.png)")
+    console.print(
+        f"[green]demo done:[/] test accuracy {result.metrics['accuracy']:.3f} (classify agrees: "
+        f"{right}/{len(test)}); see {result.run_dir} (metrics.json, curves.png, confusion_matrix.png)"
+    )
 
 
 def main() -> None:

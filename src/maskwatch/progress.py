@@ -1,6 +1,6 @@
 """Progress bars and user-facing console output (rich), shared by the library and the CLI.
 
-Set ``MASKWATCH_QUIET=1`` to silence progress bars (tests and scripted use).
+Set ``MASKWATCH_QUIET=1`` to silence progress bars (tests and logs); messages still print.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def quiet() -> bool:
@@ -54,5 +54,4 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 
 def info(message: str) -> None:
-    if not quiet():
-        console.print(message)
+    console.print(message)

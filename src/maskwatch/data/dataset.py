@@ -97,8 +97,14 @@ def load_data(
             sources = sorted({c.source for c in crops.crops})
             index.update(index_files(sources, cache, name))
             new = [Sample(c.id, c.path, c.label, c.source, name) for c in crops.crops]
-            info = {"root": name, "kind": "voc", "boxes": crops.boxes, "skipped_small": crops.skipped_small,
-                    "crops": len(new), "from_cache": crops.from_cache}
+            info = {
+                "root": name,
+                "kind": "voc",
+                "boxes": crops.boxes,
+                "skipped_small": crops.skipped_small,
+                "crops": len(new),
+                "from_cache": crops.from_cache,
+            }
         else:
             files, bad = _scan_class_folders(root)
             problems += bad
@@ -129,7 +135,9 @@ def _is_synthetic(root: Path) -> bool:
 class ImageDataset(torch.utils.data.Dataset):
     """Samples as (tensor, class index) pairs through a transform."""
 
-    def __init__(self, samples: Sequence[Sample], labels: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]):
+    def __init__(
+        self, samples: Sequence[Sample], labels: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]
+    ):
         self.samples = list(samples)
         self.class_to_idx = {label: i for i, label in enumerate(labels)}
         self.transform = transform

@@ -50,7 +50,9 @@ def near_pairs(hashes: np.ndarray, threshold: int, chunk: int = 1024) -> tuple[n
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def find_duplicates(samples: list[Sample], index: dict[Path, FileInfo], threshold: int = DEFAULT_THRESHOLD) -> DuplicateReport:
+def find_duplicates(
+    samples: list[Sample], index: dict[Path, FileInfo], threshold: int = DEFAULT_THRESHOLD
+) -> DuplicateReport:
     sources = sorted({s.source for s in samples if index.get(s.source) and index[s.source].ok})
     pos = {p: i for i, p in enumerate(sources)}
     n = len(sources)

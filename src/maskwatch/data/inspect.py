@@ -21,8 +21,15 @@ def _stats(values: list[int]) -> dict:
     return {"min": int(a.min()), "median": float(np.median(a)), "mean": round(float(a.mean()), 1), "max": int(a.max())}
 
 
-def inspect_data(roots: list[str], out_dir: Path, *, threshold: int = DEFAULT_THRESHOLD, margin: float = 0.15,
-                 min_box: int = 12, seed: int = 0) -> dict:
+def inspect_data(
+    roots: list[str],
+    out_dir: Path,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    margin: float = 0.15,
+    min_box: int = 12,
+    seed: int = 0,
+) -> dict:
     """Count classes, measure sizes, list unreadable files and duplicate groups; write
     ``report.json``, ``class_balance.png``, ``samples.png`` and ``duplicates.png`` into ``out_dir``."""
     bundle = load_data(roots, margin=margin, min_box=min_box)
@@ -44,16 +51,27 @@ def inspect_data(roots: list[str], out_dir: Path, *, threshold: int = DEFAULT_TH
         "images": len(bundle.samples),
         "counts": bundle.counts(),
         "counts_by_dataset": {d["root"]: d["counts"] for d in bundle.datasets},
-        "image_size": {"width": _stats(widths), "height": _stats(heights), "short_side": _stats(short),
-                       "short_side_under_64": int(sum(v < 64 for v in short))},
+        "image_size": {
+            "width": _stats(widths),
+            "height": _stats(heights),
+            "short_side": _stats(short),
+            "short_side_under_64": int(sum(v < 64 for v in short)),
+        },
         "problems": [{"path": str(p.path), "reason": p.reason} for p in bundle.problems],
         "problem_counts": dict(Counter(p.reason.split(" (")[0] for p in bundle.problems)),
-        "exact_duplicates": {"groups": len(dup.exact_groups), "redundant_files": redundant_exact,
-                             "list": [[str(p) for p in g] for g in dup.exact_groups]},
-        "near_duplicates": {"hash": "imagehash.phash (64 bit)", "max_distance_bits": threshold,
-                            "groups": len(dup.near_groups), "redundant_files": redundant_near,
-                            "largest_group": max((len(g) for g in dup.near_groups), default=1),
-                            "list": [[str(p) for p in g] for g in dup.near_groups]},
+        "exact_duplicates": {
+            "groups": len(dup.exact_groups),
+            "redundant_files": redundant_exact,
+            "list": [[str(p) for p in g] for g in dup.exact_groups],
+        },
+        "near_duplicates": {
+            "hash": "imagehash.phash (64 bit)",
+            "max_distance_bits": threshold,
+            "groups": len(dup.near_groups),
+            "redundant_files": redundant_near,
+            "largest_group": max((len(g) for g in dup.near_groups), default=1),
+            "list": [[str(p) for p in g] for g in dup.near_groups],
+        },
         "cross_class_duplicates": dup.cross_class,
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,11 @@ class Split:
     def summary(self) -> dict:
         out: dict = {"kind": self.kind, "seed": self.seed, "ratios": list(self.ratios)}
         for name, part in self.parts().items():
-            out[name] = {"images": len(part), "groups": len({self.groups.get(s.id, -1) for s in part}),
-                         "counts": dict(sorted(Counter(s.label for s in part).items()))}
+            out[name] = {
+                "images": len(part),
+                "groups": len({self.groups.get(s.id, -1) for s in part}),
+                "counts": dict(sorted(Counter(s.label for s in part).items())),
+            }
         return out
 
 
@@ -147,5 +150,12 @@ def load_split(folder: Path, samples: list[Sample]) -> Split:
             f"the data holds {len(extra)} images that the saved split in {folder} does not list "
             f"(e.g. {extra[0].id}); use the same --data as the run that made it"
         )
-    return Split(parts["train"], parts["val"], parts["test"], kind=meta.get("kind", "grouped"),
-                 seed=meta.get("seed", 0), ratios=tuple(meta.get("ratios", (0.7, 0.15, 0.15))), groups=groups)
+    return Split(
+        parts["train"],
+        parts["val"],
+        parts["test"],
+        kind=meta.get("kind", "grouped"),
+        seed=meta.get("seed", 0),
+        ratios=tuple(meta.get("ratios", (0.7, 0.15, 0.15))),
+        groups=groups,
+    )

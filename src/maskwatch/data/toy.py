@@ -40,8 +40,13 @@ def draw_face(label: str, size: int, rng: random.Random) -> tuple[Image.Image, t
     nose_y = cy + 0.08 * fh
     mouth_y = cy + 0.25 * fh
     d.polygon([(cx, cy - 0.02 * fh), (cx - 0.06 * fw, nose_y), (cx + 0.06 * fw, nose_y)], fill=(150, 90, 70))
-    d.arc((cx - 0.18 * fw, mouth_y - 0.07 * fh, cx + 0.18 * fw, mouth_y + 0.07 * fh), 10, 170,
-          fill=(160, 30, 40), width=max(1, round(0.04 * fw)))
+    d.arc(
+        (cx - 0.18 * fw, mouth_y - 0.07 * fh, cx + 0.18 * fw, mouth_y + 0.07 * fh),
+        10,
+        170,
+        fill=(160, 30, 40),
+        width=max(1, round(0.04 * fw)),
+    )
     if label in (WITH_MASK, MASK_WORN_INCORRECTLY):
         top = cy - 0.04 * fh if label == WITH_MASK else nose_y + 0.05 * fh
         colour = rng.choice(MASKS)
@@ -52,8 +57,14 @@ def draw_face(label: str, size: int, rng: random.Random) -> tuple[Image.Image, t
     return img, box
 
 
-def make_toy_dataset(out: str | Path, per_class: int = 24, size: int = 64, seed: int = 0,
-                     labels: Sequence[str] = (WITH_MASK, WITHOUT_MASK), duplicates: int = 0) -> Path:
+def make_toy_dataset(
+    out: str | Path,
+    per_class: int = 24,
+    size: int = 64,
+    seed: int = 0,
+    labels: Sequence[str] = (WITH_MASK, WITHOUT_MASK),
+    duplicates: int = 0,
+) -> Path:
     """Write ``out/<label>/<label>_<i>.png``; ``duplicates`` extra near-copies (JPEG re-encoded,
     slightly brightened) of the first images of each class, named ``<label>_<i>_dup.jpg``."""
     out = Path(out)

@@ -102,9 +102,9 @@ class VocCrops:
 
 def _signature(root: Path, margin: float, min_size: int) -> tuple[str, str]:
     """(cache key of the parameters, fingerprint of the files) for a VOC folder."""
-    key = hashlib.sha1(
-        json.dumps([str(root.resolve()), margin, min_size, CROP_FORMAT_VERSION]).encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha1(json.dumps([str(root.resolve()), margin, min_size, CROP_FORMAT_VERSION]).encode()).hexdigest()[
+        :16
+    ]
     fp = hashlib.sha1()
     for sub in ("annotations", "Annotations", "images", "JPEGImages"):
         d = root / sub
@@ -137,7 +137,9 @@ def extract_crops(root: Path, cache_root: Path, margin: float = 0.15, min_size: 
     boxes = skipped = 0
     for item in track(images, f"cropping faces of {root.name}"):
         boxes += len(item.objects)
-        wanted = [(k, o) for k, o in enumerate(item.objects) if min(o.box[2] - o.box[0], o.box[3] - o.box[1]) >= min_size]
+        wanted = [
+            (k, o) for k, o in enumerate(item.objects) if min(o.box[2] - o.box[0], o.box[3] - o.box[1]) >= min_size
+        ]
         skipped += len(item.objects) - len(wanted)
         if not wanted:
             continue
@@ -150,7 +152,9 @@ def extract_crops(root: Path, cache_root: Path, margin: float = 0.15, min_size: 
             crop_path = out_dir / obj.label / f"{item.image_path.stem}_{k}.jpg"
             crop_path.parent.mkdir(parents=True, exist_ok=True)
             crop_square(image, obj.box, margin).save(crop_path, quality=95)
-            crops.append(CropRecord(f"{item.image_path.resolve()}#{k}", crop_path, obj.label, item.image_path.resolve(), obj.box))
+            crops.append(
+                CropRecord(f"{item.image_path.resolve()}#{k}", crop_path, obj.label, item.image_path.resolve(), obj.box)
+            )
     manifest = {
         "fingerprint": fingerprint,
         "root": str(root.resolve()),
@@ -160,7 +164,13 @@ def extract_crops(root: Path, cache_root: Path, margin: float = 0.15, min_size: 
         "skipped_small": skipped,
         "problems": [[str(p), r] for p, r in problems],
         "crops": [
-            {"id": c.id, "file": str(c.path.relative_to(out_dir)), "label": c.label, "source": str(c.source), "box": list(c.box)}
+            {
+                "id": c.id,
+                "file": str(c.path.relative_to(out_dir)),
+                "label": c.label,
+                "source": str(c.source),
+                "box": list(c.box),
+            }
             for c in crops
         ],
     }

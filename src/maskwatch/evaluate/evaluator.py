@@ -14,9 +14,19 @@ from maskwatch.runtime.checkpoint import load_model
 from maskwatch.runtime.predict import predict_samples
 
 
-def evaluate_model(model: str | Path, data: list[str], *, out: Path | None = None, split_from: Path | None = None,
-                   subset: str = "test", batch_size: int = 64, device: str = "auto", margin: float = 0.15,
-                   min_box: int = 12, workers: int | None = None) -> dict:
+def evaluate_model(
+    model: str | Path,
+    data: list[str],
+    *,
+    out: Path | None = None,
+    split_from: Path | None = None,
+    subset: str = "test",
+    batch_size: int = 64,
+    device: str = "auto",
+    margin: float = 0.15,
+    min_box: int = 12,
+    workers: int | None = None,
+) -> dict:
     net, meta = load_model(model)
     labels = meta["labels"]
     bundle = load_data(data, margin=margin, min_box=min_box)
@@ -34,10 +44,21 @@ def evaluate_model(model: str | Path, data: list[str], *, out: Path | None = Non
     samples = [s for s in samples if s.label in labels]
     if not samples:
         raise MaskwatchError(f"no images with the model's labels ({', '.join(labels)}) in {' '.join(data)}")
-    described.update({"images": len(samples), "counts": dict(Counter(s.label for s in samples)),
-                      "left_out": dict(unknown), "skipped_files": len(bundle.problems), "model": meta["path"]})
+    described.update(
+        {
+            "images": len(samples),
+            "counts": dict(Counter(s.label for s in samples)),
+            "left_out": dict(unknown),
+            "skipped_files": len(bundle.problems),
+            "model": meta["path"],
+        }
+    )
     if out is None:
-        stem = Path(meta["path"]).parent.name if Path(meta["path"]).name in ("best.pt", "last.pt") else Path(meta["path"]).stem
+        stem = (
+            Path(meta["path"]).parent.name
+            if Path(meta["path"]).name in ("best.pt", "last.pt")
+            else Path(meta["path"]).stem
+        )
         out = Path("runs") / "evaluate" / f"{stem}-{'-'.join(Path(d).name for d in data)}"
     probs = predict_samples(net, samples, labels, batch_size=batch_size, device=device, workers=workers)
     metrics = write_report(Path(out), samples, labels, probs, described, key="test")

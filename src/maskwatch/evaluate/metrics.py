@@ -27,10 +27,15 @@ def positive_index(labels: Sequence[str]) -> int:
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
-    return float(multiclass_calibration_error(
-        torch.as_tensor(probs, dtype=torch.float64), torch.as_tensor(y_true, dtype=torch.long),
-        num_classes=probs.shape[1], n_bins=n_bins, norm="l1",
-    ))
+    return float(
+        multiclass_calibration_error(
+            torch.as_tensor(probs, dtype=torch.float64),
+            torch.as_tensor(y_true, dtype=torch.long),
+            num_classes=probs.shape[1],
+            n_bins=n_bins,
+            norm="l1",
+        )
+    )
 
 
 def classification_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str], n_bins: int = 15) -> dict:
@@ -51,7 +56,12 @@ def classification_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Seq
         # macro over the classes that occur in the evaluated set
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
-            label: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+            label: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, label in enumerate(labels)
         },
         "confusion_matrix": {"labels": list(labels), "matrix": cm.tolist()},

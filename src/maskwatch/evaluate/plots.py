@@ -8,12 +8,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
 
-from maskwatch.io import save_figure  # noqa: E402
-from maskwatch.labels import label_color  # noqa: E402
+from maskwatch.io import save_figure
+from maskwatch.labels import label_color
 
 
 def plot_curves(history: Sequence[dict], path: Path) -> None:
@@ -39,8 +39,15 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.1%}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{norm[i, j]:.1%}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -87,8 +94,9 @@ def plot_reliability(y_true: np.ndarray, probs: np.ndarray, path: Path, n_bins: 
     save_figure(path, fig)
 
 
-def image_grid(items: Sequence[tuple[Path, str, str]], path: Path, cols: int = 6, thumb: int = 128,
-               title: str = "") -> None:
+def image_grid(
+    items: Sequence[tuple[Path, str, str]], path: Path, cols: int = 6, thumb: int = 128, title: str = ""
+) -> None:
     """A grid of thumbnails; each item is (image path, caption, label for the frame colour)."""
     if not items:
         return
@@ -118,8 +126,9 @@ def plot_class_balance(counts_by_set: dict[str, dict[str, int]], path: Path) -> 
     fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(sets) + 2), 4))
     for j, label in enumerate(labels):
         values = [counts_by_set[s].get(label, 0) for s in sets]
-        bars = ax.bar(np.arange(len(sets)) + j * width, values, width, label=label,
-                      color=np.array(label_color(label)) / 255)
+        bars = ax.bar(
+            np.arange(len(sets)) + j * width, values, width, label=label, color=np.array(label_color(label)) / 255
+        )
         ax.bar_label(bars, fontsize=8)
     ax.set_xticks(np.arange(len(sets)) + width * (len(labels) - 1) / 2, sets, fontsize=8)
     ax.set_ylabel("images")

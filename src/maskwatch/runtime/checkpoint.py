@@ -54,7 +54,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise MaskwatchError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc)[:80]})") from None
+        raise MaskwatchError(
+            f"{path} is not a maskwatch checkpoint (torch cannot load it: {type(exc).__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MaskwatchError(f"{path} is not a maskwatch checkpoint")
     return payload
@@ -64,8 +66,13 @@ def load_model(model: str | Path) -> tuple[MaskNet, dict[str, Any]]:
     """Rebuild a trained model (eval mode, CPU) and return it with its checkpoint's metadata."""
     path = resolve_model_path(model)
     payload = read_checkpoint(path)
-    net = create_model(payload["model_name"], len(payload["labels"]), pretrained=False,
-                       dropout=payload["dropout"], input_size=payload["input_size"])
+    net = create_model(
+        payload["model_name"],
+        len(payload["labels"]),
+        pretrained=False,
+        dropout=payload["dropout"],
+        input_size=payload["input_size"],
+    )
     net.load_state_dict(payload["model"])
     net.pretrained = payload.get("pretrained")
     net.eval()

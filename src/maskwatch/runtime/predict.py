@@ -32,26 +32,42 @@ def default_workers() -> int:
 
 
 @torch.inference_mode()
-def predict_batches(model: torch.nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
-                    description: str = "predicting") -> np.ndarray:
-    """Softmax probabilities for every batch of (images, targets) a loader yields, in order."""
+def predict_batches(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    description: str = "predicting",
+    logits: bool = False,
+) -> np.ndarray:
+    """Softmax probabilities (or raw logits) for every batch of (images, targets) a loader yields, in order."""
     model.eval()
     out = []
     for images, _ in track(loader, description, total=len(loader)):
         images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(images)
-        out.append(logits.float().softmax(dim=1).cpu())
+            scores = model(images).float()
+        out.append((scores if logits else scores.softmax(dim=1)).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
-def predict_samples(model: MaskNet, samples: Sequence[Sample], labels: Sequence[str], *, batch_size: int = 64,
-                    device: str | torch.device = "auto", workers: int | None = None) -> np.ndarray:
+def predict_samples(
+    model: MaskNet,
+    samples: Sequence[Sample],
+    labels: Sequence[str],
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    workers: int | None = None,
+) -> np.ndarray:
     dev = pick_device(device) if isinstance(device, str) else device
     model.to(dev).to(memory_format=torch.channels_last)
     tf = eval_transform(model.input_size, model.spec.mean, model.spec.std)
-    loader = torch.utils.data.DataLoader(ImageDataset(samples, labels, tf), batch_size=batch_size, shuffle=False,
-                                         num_workers=default_workers() if workers is None else workers)
+    loader = torch.utils.data.DataLoader(
+        ImageDataset(samples, labels, tf),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=default_workers() if workers is None else workers,
+    )
     return predict_batches(model, loader, dev)
 
 
@@ -92,7 +108,11 @@ class Classifier:
             probs = self.predict_images(images)
             for p, row in zip(ok, probs, strict=True):
                 k = int(row.argmax())
-                results[p] = {"source": str(p), "label": self.labels[k], "score": float(row[k]),
-                              "probs": {label: float(v) for label, v in zip(self.labels, row, strict=True)}}
+                results[p] = {
+                    "source": str(p),
+                    "label": self.labels[k],
+                    "score": float(row[k]),
+                    "probs": {label: float(v) for label, v in zip(self.labels, row, strict=True)},
+                }
             for p in chunk:
                 yield results[p]

@@ -47,30 +47,35 @@ def _to_tensor(mean: Sequence[float], std: Sequence[float]) -> list:
 
 def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
     """Squash to ``size`` x ``size`` (face crops are near-square; nothing is cut off)."""
-    return v2.Compose([v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True),
-                       *_to_tensor(mean, std)])
+    return v2.Compose(
+        [v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True), *_to_tensor(mean, std)]
+    )
 
 
 def train_transform(preset: str, size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
     if preset == "none":
         return eval_transform(size, mean, std)
     if preset == "light":
-        return v2.Compose([
-            v2.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(0.85, 1.18), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(0.2, 0.2, 0.2, 0.02),
-            *_to_tensor(mean, std),
-        ])
+        return v2.Compose(
+            [
+                v2.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(0.85, 1.18), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.ColorJitter(0.2, 0.2, 0.2, 0.02),
+                *_to_tensor(mean, std),
+            ]
+        )
     if preset == "strong":
-        return v2.Compose([
-            RandomLowResolution(p=0.3, min_side=16, max_side=max(24, size // 3)),
-            v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.8, 1.25), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.RandomRotation(15)], p=0.3),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.05)], p=0.8),
-            v2.RandomGrayscale(p=0.1),
-            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.2),
-            *_to_tensor(mean, std),
-            v2.RandomErasing(p=0.25, scale=(0.02, 0.15), value=0),
-        ])
+        return v2.Compose(
+            [
+                RandomLowResolution(p=0.3, min_side=16, max_side=max(24, size // 3)),
+                v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.8, 1.25), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomApply([v2.RandomRotation(15)], p=0.3),
+                v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.05)], p=0.8),
+                v2.RandomGrayscale(p=0.1),
+                v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.2),
+                *_to_tensor(mean, std),
+                v2.RandomErasing(p=0.25, scale=(0.02, 0.15), value=0),
+            ]
+        )
     raise ValueError(f"unknown augmentation preset '{preset}' (use {', '.join(PRESETS)})")

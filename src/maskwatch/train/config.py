@@ -48,6 +48,7 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None
     workers: int | None = None  # data loader processes (None: cores - 1, at most 4)
+    calibrate: bool = True  # fit a temperature on validation data after training
 
     def validate(self) -> None:
         get_spec(self.model)
@@ -66,8 +67,10 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.lr is None or self.lr > 0, "--lr must be positive"),
-            (len(self.ratios) == 3 and self.ratios[0] > 0 and self.ratios[1] > 0 and self.ratios[2] >= 0,
-             "--ratios needs train and validation shares above 0"),
+            (
+                len(self.ratios) == 3 and self.ratios[0] > 0 and self.ratios[1] > 0 and self.ratios[2] >= 0,
+                "--ratios needs train and validation shares above 0",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -25,8 +25,11 @@ FEATURES_VERSION = 1
 
 def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> str:
     h = hashlib.sha1()
-    h.update(json.dumps([FEATURES_VERSION, model.spec.name, model.pretrained, model.input_size, params],
-                        sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            [FEATURES_VERSION, model.spec.name, model.pretrained, model.input_size, params], sort_keys=True, default=str
+        ).encode()
+    )
     if model.pretrained is None or str(model.pretrained).startswith("file:"):
         # random or user-given weights: key on the weights themselves
         for t in model.backbone.state_dict().values():
@@ -37,14 +40,28 @@ def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> 
 
 
 @torch.inference_mode()
-def compute_features(model: MaskNet, samples: Sequence[Sample], labels: Sequence[str], transform,
-                     device: torch.device, batch_size: int, workers: int, seed: int, description: str) -> torch.Tensor:
+def compute_features(
+    model: MaskNet,
+    samples: Sequence[Sample],
+    labels: Sequence[str],
+    transform,
+    device: torch.device,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    description: str,
+) -> torch.Tensor:
     model.backbone.eval()
     random.seed(seed)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(ImageDataset(samples, labels, transform), batch_size=batch_size,
-                                         shuffle=False, num_workers=workers, generator=gen)
+    loader = torch.utils.data.DataLoader(
+        ImageDataset(samples, labels, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        generator=gen,
+    )
     out = []
     for images, _ in track(loader, description, total=len(loader)):
         images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)

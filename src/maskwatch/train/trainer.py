@@ -23,9 +23,10 @@ from torch import nn
 
 from maskwatch.data.dataset import DataBundle, ImageDataset, Sample, load_data
 from maskwatch.data.duplicates import find_duplicates, sample_groups
-from maskwatch.data.split import Split, load_split, make_split, save_split
+from maskwatch.data.split import load_split, make_split, save_split
 from maskwatch.errors import MaskwatchError
-from maskwatch.evaluate.metrics import classification_metrics
+from maskwatch.evaluate.calibration import fit_temperature
+from maskwatch.evaluate.metrics import classification_metrics, expected_calibration_error
 from maskwatch.evaluate.plots import plot_curves
 from maskwatch.evaluate.report import write_report
 from maskwatch.io import atomic_path, read_json, write_json
@@ -50,8 +51,14 @@ class TrainResult:
     metrics: dict | None  # the test metrics, when the run finished
 
 
-def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, optimizer: torch.optim.Optimizer,
-               criterion: nn.Module, amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step; returns (summed loss, correct count) as tensors (no host sync)."""
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -80,12 +87,14 @@ def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0)
     if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size or max(1, cfg.epochs // 3),
-                                               gamma=cfg.gamma)
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=cfg.step_size or max(1, cfg.epochs // 3), gamma=cfg.gamma
+        )
     if cfg.schedule == "plateau":
         mode = "min" if cfg.monitor == "val_loss" else "max"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.gamma,
-                                                          patience=max(1, cfg.patience // 2))
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=cfg.gamma, patience=max(1, cfg.patience // 2)
+        )
     return None
 
 
@@ -113,6 +122,7 @@ class _Run:
         self.bad_epochs = 0
         self.start_epoch = 1
         self.cache = cache_dir()
+        self.calibration: dict | None = None
 
     # ---------------------------------------------------------------- set-up
     def prepare(self, resuming: bool) -> None:
@@ -128,14 +138,21 @@ class _Run:
         else:
             report = find_duplicates(self.bundle.samples, self.bundle.index, cfg.dup_threshold)
             groups = sample_groups(self.bundle.samples, report)
-            self.split = make_split(self.bundle.samples, groups, kind=cfg.split, ratios=tuple(cfg.ratios),
-                                    seed=cfg.seed)
+            self.split = make_split(
+                self.bundle.samples, groups, kind=cfg.split, ratios=tuple(cfg.ratios), seed=cfg.seed
+            )
             save_split(self.split, split_dir)
         if not self.split.train or not self.split.val:
             raise MaskwatchError("the split left no training or validation images; add data or change --ratios")
         self.labels = self.bundle.labels
-        self.model: MaskNet = create_model(cfg.model, len(self.labels), pretrained=cfg.pretrained,
-                                           weights=cfg.weights, dropout=cfg.dropout, input_size=cfg.image_size)
+        self.model: MaskNet = create_model(
+            cfg.model,
+            len(self.labels),
+            pretrained=cfg.pretrained,
+            weights=cfg.weights,
+            dropout=cfg.dropout,
+            input_size=cfg.image_size,
+        )
         if cfg.pretrained and self.model.pretrained is None and self.model.spec.pretrained_source is None:
             info(f"[yellow]{cfg.model} has no pretrained weights: training from scratch")
         self.frozen = cfg.freeze == "backbone"
@@ -152,7 +169,8 @@ class _Run:
         self.scheduler = _make_scheduler(cfg, self.optimizer)
         weights = _class_weights(cfg, self.split.train, self.labels)
         self.criterion = nn.CrossEntropyLoss(
-            weight=None if weights is None else weights.to(self.device), label_smoothing=cfg.label_smoothing)
+            weight=None if weights is None else weights.to(self.device), label_smoothing=cfg.label_smoothing
+        )
         self.eval_criterion = nn.CrossEntropyLoss()
         spec = self.model.spec
         self.eval_tf = eval_transform(self.model.input_size, spec.mean, spec.std)
@@ -176,15 +194,25 @@ class _Run:
         pin = self.device.type == "cuda"
         self.train_gen = torch.Generator().manual_seed(cfg.seed)
         self.train_loader = torch.utils.data.DataLoader(
-            ImageDataset(self.split.train, self.labels, self.train_tf), batch_size=cfg.batch_size, shuffle=True,
-            num_workers=self.workers, generator=self.train_gen, pin_memory=pin,
-            drop_last=len(self.split.train) > cfg.batch_size, persistent_workers=self.workers > 0)
+            ImageDataset(self.split.train, self.labels, self.train_tf),
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            num_workers=self.workers,
+            generator=self.train_gen,
+            pin_memory=pin,
+            drop_last=len(self.split.train) > cfg.batch_size,
+            persistent_workers=self.workers > 0,
+        )
         self.val_loader = self._eval_loader(self.split.val)
 
     def _eval_loader(self, samples: Sequence[Sample]) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(ImageDataset(samples, self.labels, self.eval_tf),
-                                           batch_size=max(self.cfg.batch_size, 64), shuffle=False,
-                                           num_workers=self.workers, pin_memory=self.device.type == "cuda")
+        return torch.utils.data.DataLoader(
+            ImageDataset(samples, self.labels, self.eval_tf),
+            batch_size=max(self.cfg.batch_size, 64),
+            shuffle=False,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def _prepare_features(self) -> None:
         cfg = self.cfg
@@ -199,11 +227,22 @@ class _Run:
                 if not part:
                     continue
                 tfs = [self.eval_tf] + ([self.train_tf] * (views - 1) if name == "train" else [])
-                feats[name] = torch.stack([
-                    compute_features(self.model, part, self.labels, tf, self.device, bs, self.workers,
-                                     cfg.seed + v, f"features {name}" + (f" view {v + 1}/{len(tfs)}" if len(tfs) > 1 else ""))
-                    for v, tf in enumerate(tfs)
-                ])
+                feats[name] = torch.stack(
+                    [
+                        compute_features(
+                            self.model,
+                            part,
+                            self.labels,
+                            tf,
+                            self.device,
+                            bs,
+                            self.workers,
+                            cfg.seed + v,
+                            f"features {name}" + (f" view {v + 1}/{len(tfs)}" if len(tfs) > 1 else ""),
+                        )
+                        for v, tf in enumerate(tfs)
+                    ]
+                )
             return feats
 
         everything = self.split.train + self.split.val + self.split.test
@@ -251,18 +290,23 @@ class _Run:
         return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
 
     @torch.inference_mode()
-    def _probs(self, name: str) -> np.ndarray:
+    def _logits(self, name: str) -> torch.Tensor:
+        """Logits (divided by the model's temperature) of one split, in split order."""
         if self.frozen:
             self.model.head.eval()
-            return self.model.head(self.features[name][0].to(self.device)).float().softmax(1).cpu().numpy()
+            return self.model.logits_from_features(self.features[name][0].to(self.device)).float().cpu()
         loader = self.val_loader if name == "val" else self._eval_loader(self.split.parts()[name])
-        return predict_batches(self.model, loader, self.device, f"predicting {name}")
+        return torch.from_numpy(predict_batches(self.model, loader, self.device, f"predicting {name}", logits=True))
+
+    def _probs(self, name: str) -> np.ndarray:
+        return self._logits(name).softmax(1).numpy()
+
+    def _targets(self, name: str) -> np.ndarray:
+        index = {label: i for i, label in enumerate(self.labels)}
+        return np.array([index[s.label] for s in self.split.parts()[name]])
 
     def _validate(self) -> dict:
-        probs = self._probs("val")
-        index = {label: i for i, label in enumerate(self.labels)}
-        y = np.array([index[s.label] for s in self.split.val])
-        m = classification_metrics(y, probs, self.labels)
+        m = classification_metrics(self._targets("val"), self._probs("val"), self.labels)
         return {"val_loss": m["loss"], "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
 
     def _improved(self, value: float) -> bool:
@@ -314,23 +358,26 @@ class _Run:
     def _write_status(self, status: str, **extra: object) -> None:
         path = self.run_dir / "run.json"
         data = read_json(path) if path.is_file() else {"started": datetime.now(UTC).isoformat(timespec="seconds")}
-        data.update({
-            "status": status,
-            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model": self.cfg.model,
-            "pretrained": self.model.pretrained,
-            "frozen_backbone": self.frozen,
-            "labels": self.labels,
-            "device": str(self.device),
-            "learning_rate": self.lr,
-            "epochs_run": len(self.history),
-            "best_epoch": self.best_epoch,
-            "best": {self.cfg.monitor: self.best_value},
-            "data": self.bundle.datasets,
-            "synthetic_data": any(d.get("synthetic") for d in self.bundle.datasets),
-            "skipped_files": len(self.bundle.problems),
-            "split": self.split.summary(),
-        })
+        data.update(
+            {
+                "status": status,
+                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+                "model": self.cfg.model,
+                "pretrained": self.model.pretrained,
+                "frozen_backbone": self.frozen,
+                "labels": self.labels,
+                "device": str(self.device),
+                "learning_rate": self.lr,
+                "epochs_run": len(self.history),
+                "best_epoch": self.best_epoch,
+                "best": {self.cfg.monitor: self.best_value},
+                "data": self.bundle.datasets,
+                "synthetic_data": any(d.get("synthetic") for d in self.bundle.datasets),
+                "skipped_files": len(self.bundle.problems),
+                "split": self.split.summary(),
+                "calibration": self.calibration,
+            }
+        )
         data.update(extra)
         write_json(path, data)
 
@@ -339,9 +386,11 @@ class _Run:
         status = "finished"
         epoch = self.start_epoch - 1
         self._write_status("running")
-        info(f"training {cfg.model} ({'frozen backbone' if self.frozen else 'all layers'}, "
-             f"pretrained: {self.model.pretrained or 'no'}) on {len(self.split.train)} images, "
-             f"validating on {len(self.split.val)}, device {self.device}")
+        info(
+            f"training {cfg.model} ({'frozen backbone' if self.frozen else 'all layers'}, "
+            f"pretrained: {self.model.pretrained or 'no'}) on {len(self.split.train)} images, "
+            f"validating on {len(self.split.val)}, device {self.device}"
+        )
         from rich.progress import TextColumn
 
         try:
@@ -350,8 +399,14 @@ class _Run:
                     t0 = time.perf_counter()
                     lr = self.optimizer.param_groups[0]["lr"]
                     train_loss, train_acc = self._train_epoch(progress, epoch)
-                    row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, **self._validate(),
-                           "lr": lr, "seconds": round(time.perf_counter() - t0, 2)}
+                    row = {
+                        "epoch": epoch,
+                        "train_loss": train_loss,
+                        "train_accuracy": train_acc,
+                        **self._validate(),
+                        "lr": lr,
+                        "seconds": round(time.perf_counter() - t0, 2),
+                    }
                     self.history.append(row)
                     value = row[cfg.monitor]
                     if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -360,16 +415,24 @@ class _Run:
                         self.scheduler.step()
                     if self._improved(value):
                         self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
-                        save_checkpoint(self.run_dir / "best.pt", self.model, self.labels, epoch=epoch,
-                                        best_value=value, monitor=cfg.monitor)
+                        save_checkpoint(
+                            self.run_dir / "best.pt",
+                            self.model,
+                            self.labels,
+                            epoch=epoch,
+                            best_value=value,
+                            monitor=cfg.monitor,
+                        )
                     else:
                         self.bad_epochs += 1
                     save_checkpoint(self.run_dir / "last.pt", self.model, self.labels, **self._state(epoch))
                     self._write_history()
                     self._write_status("running")
-                    info(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | val loss "
-                         f"{row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}"
-                         f"{' *' if self.best_epoch == epoch else ''}")
+                    info(
+                        f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | val loss "
+                        f"{row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}"
+                        f"{' *' if self.best_epoch == epoch else ''}"
+                    )
                     for callback in self.callbacks:
                         callback(epoch, row)
                     if cfg.patience and self.bad_epochs >= cfg.patience:
@@ -378,32 +441,60 @@ class _Run:
                         break
         except KeyboardInterrupt:
             self._write_status("interrupted")
-            info(f"[yellow]interrupted; last.pt holds epoch {len(self.history)}. "
-                 f"Continue with: maskwatch train --resume {self.run_dir}")
+            info(
+                f"[yellow]interrupted; last.pt holds epoch {len(self.history)}. "
+                f"Continue with: maskwatch train --resume {self.run_dir}"
+            )
             return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
         metrics = self.finish()
-        self._write_status(status, finished=datetime.now(UTC).isoformat(timespec="seconds"),
-                           test_accuracy=metrics["accuracy"] if metrics else None)
+        self._write_status(
+            status,
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            test_accuracy=metrics["accuracy"] if metrics else None,
+        )
         return TrainResult(self.run_dir, status, len(self.history), self.best_epoch, metrics)
+
+    def _calibrate(self, best: dict) -> None:
+        """Fit the temperature on validation logits and store it in best.pt."""
+        self.model.temperature.fill_(1.0)
+        logits, y = self._logits("val"), self._targets("val")
+        before = expected_calibration_error(y, logits.softmax(1).numpy())
+        t = fit_temperature(logits, torch.from_numpy(y))
+        after = expected_calibration_error(y, (logits / t).softmax(1).numpy())
+        self.model.temperature.fill_(t)
+        keep = {k: best[k] for k in ("epoch", "best_value", "monitor") if k in best}
+        save_checkpoint(self.run_dir / "best.pt", self.model, self.labels, **keep)
+        self.calibration = {"temperature": t, "val_ece_before": before, "val_ece_after": after}
+        info(f"temperature scaling: T = {t:.3f}, validation ECE {before:.4f} -> {after:.4f}")
 
     def finish(self) -> dict | None:
         """Evaluate the best checkpoint on the test split (and validation) and write the report."""
         best = read_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["model"])
+        if self.cfg.calibrate:
+            self._calibrate(best)
         summary = self.split.summary()
         write_report(self.run_dir, self.split.val, self.labels, self._probs("val"), summary, key="val")
         if not self.split.test:
             info("[yellow]no test split (--ratios gives it 0): only validation metrics were written")
             return None
         metrics = write_report(self.run_dir, self.split.test, self.labels, self._probs("test"), summary, key="test")
-        info(f"test: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
-             f"ECE {metrics['ece']:.4f} on {metrics['samples']} images -> {self.run_dir / 'metrics.json'}")
+        if self.calibration:
+            path = self.run_dir / "metrics.json"
+            write_json(path, {**read_json(path), "calibration": self.calibration})
+        info(
+            f"test: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+            f"ECE {metrics['ece']:.4f} on {metrics['samples']} images -> {self.run_dir / 'metrics.json'}"
+        )
         return metrics
 
 
 def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
     """Train a model as ``cfg`` says, into a new (or empty) run folder."""
     cfg.validate()
+    for root in cfg.data:
+        if not Path(root).expanduser().is_dir():
+            raise MaskwatchError(f"data set folder not found: {root}")
     run_dir = Path(cfg.out).expanduser()
     if (run_dir / "config.json").exists():
         raise MaskwatchError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
@@ -411,7 +502,12 @@ def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainRes
     write_json(run_dir / "config.json", cfg.to_dict())
     _seed_all(cfg.seed)
     run = _Run(cfg, run_dir, callbacks)
-    run.prepare(resuming=False)
+    try:
+        run.prepare(resuming=False)
+    except BaseException:
+        # nothing was trained: free the folder for the next attempt
+        (run_dir / "config.json").unlink(missing_ok=True)
+        raise
     return run.fit()
 
 
