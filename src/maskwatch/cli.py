@@ -76,6 +76,10 @@ def _root(
     pass
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 DataOpt = Annotated[
     list[Path], typer.Option("--data", "-d", help="Data set folder (class folders or Pascal VOC); repeat to combine.")
 ]
@@ -91,7 +95,7 @@ def train(
         Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")
     ] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size in pixels (default: the model's).")] = None,
-    epochs: int = 15,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 15); with --resume, the new total.")] = None,
     batch_size: int = 32,
     optimizer: Annotated[str, typer.Option(help="adam | adamw | sgd")] = "adamw",
     lr: Annotated[
@@ -138,9 +142,9 @@ def train(
     from maskwatch.train import resume as resume_run
     from maskwatch.train import train as train_run
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped job (kill, a scheduler) ends like Ctrl-C
     if resume is not None:
-        result = resume_run(resume)
+        result = resume_run(resume, epochs=epochs)
     else:
         if not data:
             raise MaskwatchError("give at least one --data DIR (or --resume RUN_DIR)")
@@ -149,7 +153,7 @@ def train(
             out=str(out or Path("runs") / f"{model}-{Path(data[0]).name}"),
             model=model,
             image_size=image_size,
-            epochs=epochs,
+            epochs=15 if epochs is None else epochs,
             batch_size=batch_size,
             optimizer=optimizer,
             lr=lr,

@@ -28,6 +28,7 @@ class Sample:
     source: Path  # the photo it came from (itself, or the VOC scene): duplicates are found among sources
     dataset: str  # the data set root it was loaded from
     synthetic: bool = False
+    box: tuple[float, float, float, float] | None = None  # the face box in the source (VOC crops)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def load_data(
             problems += [Problem(p, r) for p, r in crops.problems]
             sources = sorted({c.source for c in crops.crops})
             index.update(index_files(sources, cache, name))
-            new = [Sample(c.id, c.path, c.label, c.source, name) for c in crops.crops]
+            new = [Sample(c.id, c.path, c.label, c.source, name, box=c.box) for c in crops.crops]
             info = {
                 "root": name,
                 "kind": "voc",

@@ -44,6 +44,7 @@ def inspect_data(
             widths.append(fact.width)
             heights.append(fact.height)
             short.append(min(fact.width, fact.height))
+    boxes = [min(s.box[2] - s.box[0], s.box[3] - s.box[1]) for s in bundle.samples if s.box is not None]
     redundant_exact = sum(len(g) - 1 for g in dup.exact_groups)
     redundant_near = sum(len(g) - 1 for g in dup.near_groups)
     report = {
@@ -56,6 +57,9 @@ def inspect_data(
             "height": _stats(heights),
             "short_side": _stats(short),
             "short_side_under_64": int(sum(v < 64 for v in short)),
+            # VOC sets: the faces' box sizes in their scenes (the crops themselves are square)
+            "face_box_short_side": _stats([round(b) for b in boxes]),
+            "face_boxes_under_20": int(sum(b < 20 for b in boxes)),
         },
         "problems": [{"path": str(p.path), "reason": p.reason} for p in bundle.problems],
         "problem_counts": dict(Counter(p.reason.split(" (")[0] for p in bundle.problems)),

@@ -337,6 +337,8 @@ class _Run:
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler and payload.get("scheduler"):
             self.scheduler.load_state_dict(payload["scheduler"])
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+                self.scheduler.T_max = self.cfg.epochs  # --epochs may have changed on resume
         self.history = payload["history"]
         self.best_value, self.best_epoch = payload["best_value"], payload["best_epoch"]
         self.bad_epochs = payload["bad_epochs"]
@@ -511,14 +513,20 @@ def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainRes
     return run.fit()
 
 
-def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last checkpoint (or start it, if it has none)."""
+def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs: int | None = None) -> TrainResult:
+    """Continue the run in ``run_dir`` from its last checkpoint (or start it, if it has none).
+
+    ``epochs`` changes the run's total number of epochs (recorded in config.json)."""
     run_dir = Path(run_dir).expanduser()
     cfg = TrainConfig.load(run_dir)
+    if epochs is not None:
+        cfg.epochs = epochs
     cfg.validate()
     status = read_json(run_dir / "run.json").get("status") if (run_dir / "run.json").is_file() else None
     if status in ("finished", "stopped_early"):
         raise MaskwatchError(f"the run in {run_dir} already {status.replace('_', ' ')}; nothing to resume")
+    if epochs is not None:
+        write_json(run_dir / "config.json", cfg.to_dict())
     _seed_all(cfg.seed)
     run = _Run(cfg, run_dir, callbacks)
     run.prepare(resuming=True)
