@@ -331,6 +331,18 @@ def data_inspect(
             f"short side: min {size['min']}, median {size['median']:.0f}, max {size['max']} px; "
             f"{r['image_size']['short_side_under_64']} under 64 px"
         )
+    for d in r["datasets"]:
+        if d["kind"] == "voc":
+            console.print(
+                f"{Path(d['root']).name}: {d['boxes']} face boxes, {d['crops']} crops, "
+                f"{d['skipped_small']} skipped (shorter side under --min-box {min_box} px)"
+            )
+    faces = r["image_size"]["face_box_short_side"]
+    if faces:
+        console.print(
+            f"face boxes, short side: min {faces['min']}, median {faces['median']:.0f}, max {faces['max']} px; "
+            f"{r['image_size']['face_boxes_under_20']} under 20 px"
+        )
     console.print(f"problems: {len(r['problems'])} " + (str(r["problem_counts"]) if r["problems"] else ""))
     for p in r["problems"][:20]:
         console.print(f"  [yellow]{p['path']}[/]: {p['reason']}")
@@ -351,7 +363,7 @@ def data_inspect(
 @friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data, run and results.")] = Path("runs/demo"),
-    epochs: int = 8,
+    epochs: int = 25,
 ) -> None:
     """The whole flow on a generated data set: make data, inspect, train (EfficientNet-Lite0, frozen), classify."""
     import shutil
@@ -377,6 +389,7 @@ def demo(
             model="efficientnet_lite0",
             freeze="backbone",
             epochs=epochs,
+            lr=3e-3,
             feature_views=2,
             patience=0,
         )
