@@ -90,8 +90,9 @@ def plot_reliability(y_true: np.ndarray, probs: np.ndarray, path: Path, n_bins: 
     ax.plot(centers, accs, "o-", label="model")
     for x, y, n in zip(centers, accs, counts, strict=True):
         ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set(xlabel="confidence (top label)", ylabel="accuracy", title="reliability (n per bin)", xlim=(0, 1),
-           ylim=(0, 1.05))
+    ax.set(
+        xlabel="confidence (top label)", ylabel="accuracy", title="reliability (n per bin)", xlim=(0, 1), ylim=(0, 1.05)
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     save_figure(path, fig)
