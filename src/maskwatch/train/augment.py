@@ -6,7 +6,8 @@ blurred, JPEG-compressed, oddly lit and partly hidden.
 - ``none``:   resize only (as evaluation).
 - ``light``:  random-resized crop (scale 0.75-1), horizontal flip, mild colour jitter.
 - ``strong``: random-resized crop (scale 0.5-1), flip, small rotation, strong colour jitter,
-              grayscale, Gaussian blur, low-resolution simulation (down- then up-sampling),
+              grayscale, Gaussian blur, low-resolution simulation (half the time: down to 12-56 px
+              and back up),
               random erasing.
 """
 
@@ -20,6 +21,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode, v2
 
 PRESETS = ("none", "light", "strong")
+# Bump when a preset changes: cached frozen-backbone features of augmented views depend on it.
+PRESETS_VERSION = 2
 
 
 class RandomLowResolution:
@@ -67,7 +70,7 @@ def train_transform(preset: str, size: int, mean: Sequence[float], std: Sequence
     if preset == "strong":
         return v2.Compose(
             [
-                RandomLowResolution(p=0.3, min_side=16, max_side=max(24, size // 3)),
+                RandomLowResolution(p=0.5, min_side=12, max_side=max(24, size // 4)),
                 v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.8, 1.25), antialias=True),
                 v2.RandomHorizontalFlip(),
                 v2.RandomApply([v2.RandomRotation(15)], p=0.3),

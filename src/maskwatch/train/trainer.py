@@ -35,7 +35,7 @@ from maskwatch.paths import cache_dir
 from maskwatch.progress import info, make_progress
 from maskwatch.runtime.checkpoint import read_checkpoint, save_checkpoint
 from maskwatch.runtime.predict import default_workers, pick_device, predict_batches
-from maskwatch.train.augment import eval_transform, train_transform
+from maskwatch.train.augment import PRESETS_VERSION, eval_transform, train_transform
 from maskwatch.train.config import TrainConfig
 from maskwatch.train.features import cached_features, compute_features, feature_key
 
@@ -218,7 +218,7 @@ class _Run:
         cfg = self.cfg
         views = cfg.feature_views if cfg.augment != "none" else 1
         bs = max(cfg.batch_size, 64)
-        key_params = {"views": views, "augment": cfg.augment, "seed": cfg.seed}
+        key_params = {"views": views, "augment": cfg.augment, "augment_version": PRESETS_VERSION, "seed": cfg.seed}
 
         def build() -> dict[str, torch.Tensor]:
             feats: dict[str, torch.Tensor] = {}
