@@ -98,3 +98,18 @@ def test_property_every_sample_once_and_no_group_crosses(rows, seed):
         for s in part:
             part_of_group.setdefault(split.groups[s.id], set()).add(name)
     assert all(len(v) == 1 for v in part_of_group.values())
+
+
+def test_faces_of_one_scene_stay_in_one_split(tmp_path, toy_data):
+    from conftest import make_voc
+
+    voc = make_voc(tmp_path / "voc", n_images=12, seed=4)
+    bundle = load_data([toy_data, voc])
+    groups = sample_groups(bundle.samples, find_duplicates(bundle.samples, bundle.index, 8))
+    split = make_split(bundle.samples, groups, seed=0)
+    where: dict = {}
+    for name, part in split.parts().items():
+        for s in part:
+            where.setdefault(s.source, set()).add(name)
+    scenes = {p: v for p, v in where.items() if p.parent.name == "images"}
+    assert len(scenes) == 12 and all(len(v) == 1 for v in scenes.values())
