@@ -113,3 +113,31 @@ def test_faces_of_one_scene_stay_in_one_split(tmp_path, toy_data):
             where.setdefault(s.source, set()).add(name)
     scenes = {p: v for p, v in where.items() if p.parent.name == "images"}
     assert len(scenes) == 12 and all(len(v) == 1 for v in scenes.values())
+
+
+def test_embedding_search_groups_rotated_and_cropped_copies_that_phash_misses(tmp_path):
+    from PIL import Image
+    from skimage import data as skdata  # public-domain photos shipped with scikit-image
+
+    folder = tmp_path / "photos" / "without_mask"
+    folder.mkdir(parents=True)
+    for name in ("chelsea", "astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry"):
+        im = Image.fromarray(getattr(skdata, name)()).convert("RGB")
+        im.thumbnail((160, 160))
+        im.save(folder / f"{name}.jpg")
+    cat = Image.open(folder / "chelsea.jpg")
+    cat.rotate(15, expand=True, fillcolor=(255, 255, 255)).resize(cat.size).save(folder / "chelsea_rotated.jpg")
+    man = Image.open(folder / "astronaut.jpg")
+    w, h = man.size
+    man.crop((int(w * 0.12), int(h * 0.1), int(w * 0.95), int(h * 0.92))).save(folder / "astronaut_cropped.jpg")
+    bundle = load_data([tmp_path / "photos"])
+    by_name = {s.source.name: s.source for s in bundle.samples}
+    hashed = find_duplicates(bundle.samples, bundle.index, threshold=8)
+    assert hashed.near_groups == []  # phash: 26 and 18 bits apart
+    both = find_duplicates(bundle.samples, bundle.index, threshold=8, embed_threshold=0.85)
+    groups = {frozenset(p.name for p in g) for g in both.near_groups}
+    assert groups == {
+        frozenset({"chelsea.jpg", "chelsea_rotated.jpg"}),
+        frozenset({"astronaut.jpg", "astronaut_cropped.jpg"}),
+    }
+    assert both.group_of[by_name["coffee.jpg"]] != both.group_of[by_name["rocket.jpg"]]

@@ -123,6 +123,9 @@ def train(
     ratios: Annotated[str, typer.Option(help="train,val,test shares.")] = "0.7,0.15,0.15",
     split_from: Annotated[Path | None, typer.Option(help="Reuse the split saved in this run or split folder.")] = None,
     dup_threshold: Annotated[int, typer.Option(help="Near-duplicate distance in perceptual-hash bits.")] = 8,
+    dup_embed: Annotated[
+        float, typer.Option(help="Also group images whose embeddings have this cosine similarity (0: off; try 0.92).")
+    ] = 0.0,
     margin: Annotated[float, typer.Option(help="VOC crops: margin around each box, as a fraction of its side.")] = 0.15,
     min_box: Annotated[
         int, typer.Option(help="VOC crops: skip boxes with a shorter side under this many pixels.")
@@ -175,6 +178,7 @@ def train(
             ratios=list(parse_ratios(ratios)),
             split_from=str(split_from) if split_from else None,
             dup_threshold=dup_threshold,
+            dup_embed=dup_embed,
             margin=margin,
             min_box=min_box,
             pretrained=pretrained,
@@ -312,13 +316,18 @@ def data_inspect(
     dirs: Annotated[list[Path], typer.Argument(help="Data set folders (class folders or Pascal VOC).")],
     out: Annotated[Path, typer.Option(help="Folder for report.json and the pictures.")] = Path("runs/inspect"),
     dup_threshold: Annotated[int, typer.Option(help="Near-duplicate distance in perceptual-hash bits.")] = 8,
+    dup_embed: Annotated[
+        float, typer.Option(help="Also group images whose embeddings have this cosine similarity (0: off; try 0.92).")
+    ] = 0.0,
     margin: float = 0.15,
     min_box: int = 12,
 ) -> None:
     """Count classes, measure image sizes, list broken files and (near-)duplicate groups."""
     from maskwatch.data.inspect import inspect_data
 
-    r = inspect_data([str(d) for d in dirs], out, threshold=dup_threshold, margin=margin, min_box=min_box)
+    r = inspect_data(
+        [str(d) for d in dirs], out, threshold=dup_threshold, margin=margin, min_box=min_box, embed_threshold=dup_embed
+    )
     table = Table(title=f"{r['images']} usable images")
     table.add_column("class")
     table.add_column("images", justify="right")
@@ -351,7 +360,9 @@ def data_inspect(
     e, n = r["exact_duplicates"], r["near_duplicates"]
     console.print(
         f"exact duplicates: {e['groups']} groups ({e['redundant_files']} redundant files); "
-        f"near duplicates (phash <= {n['max_distance_bits']} bits): {n['groups']} groups "
+        f"near duplicates (phash <= {n['max_distance_bits']} bits"
+        + (f" or embedding cosine >= {n['embedding_min_cosine']}" if n["embedding_min_cosine"] else "")
+        + f"): {n['groups']} groups "
         f"({n['redundant_files']} redundant files, largest {n['largest_group']})"
     )
     if r["cross_class_duplicates"]:

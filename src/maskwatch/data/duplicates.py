@@ -51,8 +51,14 @@ def near_pairs(hashes: np.ndarray, threshold: int, chunk: int = 1024) -> tuple[n
 
 
 def find_duplicates(
-    samples: list[Sample], index: dict[Path, FileInfo], threshold: int = DEFAULT_THRESHOLD
+    samples: list[Sample],
+    index: dict[Path, FileInfo],
+    threshold: int = DEFAULT_THRESHOLD,
+    embed_threshold: float = 0.0,
+    cache: Path | None = None,
 ) -> DuplicateReport:
+    """Group source images: equal bytes, phash distance <= ``threshold`` bits, and (when
+    ``embed_threshold`` > 0) embedding cosine similarity >= ``embed_threshold``."""
     sources = sorted({s.source for s in samples if index.get(s.source) and index[s.source].ok})
     pos = {p: i for i, p in enumerate(sources)}
     n = len(sources)
@@ -70,6 +76,14 @@ def find_duplicates(
         r, c = near_pairs(_hash_ints([index[p].phash or "0" for p in sources]), threshold)
         rows.append(r)
         cols.append(c)
+    if embed_threshold > 0 and n:
+        from maskwatch.data.embeddings import embed_files, similar_pairs
+        from maskwatch.paths import cache_dir
+
+        emb = embed_files(sources, cache or cache_dir(), name=str(sources[0].parent.parent))
+        r, c = similar_pairs(emb, embed_threshold)
+        rows.append(r)
+        cols.append(c)
     r = np.concatenate(rows) if rows else np.zeros(0, int)
     c = np.concatenate(cols) if cols else np.zeros(0, int)
     graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
@@ -85,6 +99,14 @@ def find_duplicates(
     for p, g in group_of.items():
         members.setdefault(g, []).append(p)
     near = [sorted(m) for m in members.values() if len(m) > 1]
+    largest = max((len(m) for m in near), default=1)
+    if largest > max(50, 0.05 * len(group_of)):
+        from maskwatch.progress import info
+
+        info(
+            f"[yellow]one near-duplicate group holds {largest} of {len(group_of)} images: the thresholds are "
+            "too loose for this data (raise --dup-embed or lower --dup-threshold)"
+        )
     labels_of: dict[Path, set[str]] = {}
     for s in samples:
         labels_of.setdefault(s.source, set()).add(s.label)

@@ -29,11 +29,12 @@ def inspect_data(
     margin: float = 0.15,
     min_box: int = 12,
     seed: int = 0,
+    embed_threshold: float = 0.0,
 ) -> dict:
     """Count classes, measure sizes, list unreadable files and duplicate groups; write
     ``report.json``, ``class_balance.png``, ``samples.png`` and ``duplicates.png`` into ``out_dir``."""
     bundle = load_data(roots, margin=margin, min_box=min_box)
-    dup = find_duplicates(bundle.samples, bundle.index, threshold)
+    dup = find_duplicates(bundle.samples, bundle.index, threshold, embed_threshold=embed_threshold)
     label_of: dict[Path, str] = {}
     for s in bundle.samples:
         label_of.setdefault(s.source, s.label)
@@ -71,6 +72,7 @@ def inspect_data(
         "near_duplicates": {
             "hash": "imagehash.phash (64 bit)",
             "max_distance_bits": threshold,
+            "embedding_min_cosine": embed_threshold or None,
             "groups": len(dup.near_groups),
             "redundant_files": redundant_near,
             "largest_group": max((len(g) for g in dup.near_groups), default=1),

@@ -43,6 +43,7 @@ class TrainConfig:
     ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_from: str | None = None  # reuse the split saved in this run folder / split folder
     dup_threshold: int = 8  # near-duplicate: perceptual-hash distance in bits
+    dup_embed: float = 0.0  # near-duplicate: embedding cosine similarity (0: off; 0.92 suits face photos)
     margin: float = 0.15  # VOC face crops: margin around the box, as a fraction of its side
     min_box: int = 12  # VOC face crops: skip boxes whose shorter side is under this (pixels)
     pretrained: bool = True
@@ -63,6 +64,7 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.feature_views >= 1, "--feature-views must be at least 1"),
+            (0 <= self.dup_embed <= 1, "--dup-embed must be a cosine similarity in [0, 1] (0: off)"),
             (self.image_size is None or self.image_size >= 32, "--image-size must be at least 32"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),

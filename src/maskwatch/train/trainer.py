@@ -136,7 +136,13 @@ class _Run:
             self.split = load_split(Path(cfg.split_from), self.bundle.samples)
             save_split(self.split, split_dir)
         else:
-            report = find_duplicates(self.bundle.samples, self.bundle.index, cfg.dup_threshold)
+            report = find_duplicates(
+                self.bundle.samples,
+                self.bundle.index,
+                cfg.dup_threshold,
+                embed_threshold=cfg.dup_embed,
+                cache=self.cache,
+            )
             groups = sample_groups(self.bundle.samples, report)
             self.split = make_split(
                 self.bundle.samples, groups, kind=cfg.split, ratios=tuple(cfg.ratios), seed=cfg.seed
@@ -145,6 +151,11 @@ class _Run:
         if not self.split.train or not self.split.val:
             raise MaskwatchError("the split left no training or validation images; add data or change --ratios")
         self.labels = self.bundle.labels
+        index = {label: i for i, label in enumerate(self.labels)}
+        self.targets = {
+            name: torch.tensor([index[s.label] for s in part], dtype=torch.long)
+            for name, part in self.split.parts().items()
+        }
         self.model: MaskNet = create_model(
             cfg.model,
             len(self.labels),
@@ -171,7 +182,6 @@ class _Run:
         self.criterion = nn.CrossEntropyLoss(
             weight=None if weights is None else weights.to(self.device), label_smoothing=cfg.label_smoothing
         )
-        self.eval_criterion = nn.CrossEntropyLoss()
         spec = self.model.spec
         self.eval_tf = eval_transform(self.model.input_size, spec.mean, spec.std)
         self.train_tf = train_transform(cfg.augment, self.model.input_size, spec.mean, spec.std)
@@ -248,8 +258,6 @@ class _Run:
         everything = self.split.train + self.split.val + self.split.test
         key = feature_key(self.model, everything, sizes=[len(self.split.train), len(self.split.val)], **key_params)
         self.features = cached_features(self.cache, key, build)
-        index = {label: i for i, label in enumerate(self.labels)}
-        self.targets = {name: torch.tensor([index[s.label] for s in part]) for name, part in self.split.parts().items()}
 
     # ---------------------------------------------------------------- epochs
     def _train_epoch(self, progress, epoch: int) -> tuple[float, float]:
@@ -301,12 +309,8 @@ class _Run:
     def _probs(self, name: str) -> np.ndarray:
         return self._logits(name).softmax(1).numpy()
 
-    def _targets(self, name: str) -> np.ndarray:
-        index = {label: i for i, label in enumerate(self.labels)}
-        return np.array([index[s.label] for s in self.split.parts()[name]])
-
     def _validate(self) -> dict:
-        m = classification_metrics(self._targets("val"), self._probs("val"), self.labels)
+        m = classification_metrics(self.targets["val"].numpy(), self._probs("val"), self.labels)
         return {"val_loss": m["loss"], "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
 
     def _improved(self, value: float) -> bool:
@@ -459,7 +463,7 @@ class _Run:
     def _calibrate(self, best: dict) -> None:
         """Fit the temperature on validation logits and store it in best.pt."""
         self.model.temperature.fill_(1.0)
-        logits, y = self._logits("val"), self._targets("val")
+        logits, y = self._logits("val"), self.targets["val"].numpy()
         before = expected_calibration_error(y, logits.softmax(1).numpy())
         t = fit_temperature(logits, torch.from_numpy(y))
         after = expected_calibration_error(y, (logits / t).softmax(1).numpy())
