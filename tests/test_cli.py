@@ -90,6 +90,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         (("evaluate", tmp_path / "nope.pt", "--data", toy_data), "model not found"),
         (("classify", toy_data / "with_mask" / "with_mask_0.png", toy_data), "not a maskwatch checkpoint"),
         (("train", "--resume", tmp_path), "not a run folder"),
+        (("evaluate", tmp_path / "[best].pt", "--data", toy_data), "[best].pt"),  # no rich markup eaten
     ]:
         result = _run(*args)
         assert result.exit_code == 2, (args, result.output)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from maskwatch import __version__
@@ -44,7 +45,7 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MaskwatchError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -55,7 +56,9 @@ def friendly(func: F) -> F:
             if os.environ.get("MASKWATCH_DEBUG"):
                 raise
             text = str(exc).splitlines()[0] if str(exc) else ""
-            console.print(f"[bold red]error:[/] {type(exc).__name__}: {text} (MASKWATCH_DEBUG=1 shows the traceback)")
+            console.print(
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(text)} (MASKWATCH_DEBUG=1 shows the traceback)"
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -286,7 +289,7 @@ def classify(
             sink.flush()
             counts[result.get("label", "error")] += 1
             if "error" in result:
-                console.print(f"[yellow]skipped[/] {result['source']}: {result['error']}")
+                console.print(f"[yellow]skipped[/] {escape(result['source'])}: {result['error']}")
     finally:
         if jsonl:
             sink.close()
@@ -354,7 +357,7 @@ def data_inspect(
         )
     console.print(f"problems: {len(r['problems'])} " + (str(r["problem_counts"]) if r["problems"] else ""))
     for p in r["problems"][:20]:
-        console.print(f"  [yellow]{p['path']}[/]: {p['reason']}")
+        console.print(f"  [yellow]{escape(p['path'])}[/]: {escape(p['reason'])}")
     if len(r["problems"]) > 20:
         console.print(f"  ... {len(r['problems']) - 20} more in report.json")
     e, n = r["exact_duplicates"], r["near_duplicates"]
