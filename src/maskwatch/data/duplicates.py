@@ -7,6 +7,7 @@ relation (scipy), so chains of near-copies end up together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,22 +33,28 @@ def _hash_ints(hexes: list[str]) -> np.ndarray:
     return np.array([int(h, 16) for h in hexes], dtype=np.uint64)
 
 
-def near_pairs(hashes: np.ndarray, threshold: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) whose hashes differ in at most ``threshold`` bits."""
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    n = len(hashes)
+def pairs_where(n: int, close: Callable[[slice], np.ndarray], chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) for which ``close(rows)`` (a boolean block: rows x all n) is true,
+    computed one block of rows at a time to bound memory."""
+    rows: list[np.ndarray] = [np.zeros(0, int)]
+    cols: list[np.ndarray] = [np.zeros(0, int)]
     for start in range(0, n, chunk):
-        block = hashes[start : start + chunk]
-        dist = np.bitwise_count(block[:, None] ^ hashes[None, :])
-        i, j = np.nonzero(dist <= threshold)
+        i, j = np.nonzero(close(slice(start, start + chunk)))
         i = i + start
         keep = i < j
         rows.append(i[keep])
         cols.append(j[keep])
-    if not rows:
-        return np.zeros(0, int), np.zeros(0, int)
     return np.concatenate(rows), np.concatenate(cols)
+
+
+def near_pairs(hashes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) whose hashes differ in at most ``threshold`` bits."""
+    return pairs_where(len(hashes), lambda rows: np.bitwise_count(hashes[rows, None] ^ hashes[None, :]) <= threshold)
+
+
+def similar_pairs(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) whose (L2-normalised) embeddings have cosine similarity >= ``threshold``."""
+    return pairs_where(len(emb), lambda rows: emb[rows] @ emb.T >= threshold)
 
 
 def find_duplicates(
@@ -77,7 +84,7 @@ def find_duplicates(
         rows.append(r)
         cols.append(c)
     if embed_threshold > 0 and n:
-        from maskwatch.data.embeddings import embed_files, similar_pairs
+        from maskwatch.data.embeddings import embed_files
         from maskwatch.paths import cache_dir
 
         emb = embed_files(sources, cache or cache_dir(), name=str(sources[0].parent.parent))

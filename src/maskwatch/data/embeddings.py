@@ -67,18 +67,3 @@ def embed_files(paths: list[Path], cache_root: Path, name: str = "files", batch_
         with atomic_path(cache_file) as tmp:
             np.savez(tmp, keys=np.array(list(cached)), emb=np.stack(list(cached.values())))
     return np.stack([cached[s] for s in stamps]).astype(np.float32)
-
-
-def similar_pairs(emb: np.ndarray, threshold: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) whose cosine similarity is at least ``threshold``."""
-    rows, cols = [], []
-    for start in range(0, len(emb), chunk):
-        sim = emb[start : start + chunk] @ emb.T
-        i, j = np.nonzero(sim >= threshold)
-        i = i + start
-        keep = i < j
-        rows.append(i[keep])
-        cols.append(j[keep])
-    if not rows:
-        return np.zeros(0, int), np.zeros(0, int)
-    return np.concatenate(rows), np.concatenate(cols)
