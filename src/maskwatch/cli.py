@@ -192,6 +192,8 @@ def train(
         result = train_run(cfg)
     if result.status == "interrupted":
         raise typer.Exit(130)
+    if result.metrics:
+        _print_metrics(result.metrics, result.run_dir)
     console.print(
         f"[green]{result.status}[/] after {result.epochs_run} epochs (best epoch {result.best_epoch}); "
         f"run folder: {result.run_dir}"
