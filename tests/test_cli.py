@@ -91,10 +91,16 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         (("classify", toy_data / "with_mask" / "with_mask_0.png", toy_data), "not a maskwatch checkpoint"),
         (("train", "--resume", tmp_path), "not a run folder"),
         (("evaluate", tmp_path / "[best].pt", "--data", toy_data), "[best].pt"),  # no rich markup eaten
+        (("train", "--data", toy_data, "--device", "cuda:7", "--out", tmp_path / "r3"), "--device cuda:7"),
+        (("train", "--data", toy_data, "--device", "tpu", "--out", tmp_path / "r4"), "unknown device"),
+        (("train", "--data", toy_data / "with_mask", "--out", tmp_path / "r5"), "no usable images"),
     ]:
         result = _run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert needle in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    for name in ("r", "r2", "r3", "r4", "r5"):  # a failed start leaves no run behind to block a retry
+        assert not (tmp_path / name / "config.json").exists()
 
 
 def test_expand_inputs_keeps_order_and_missing(tmp_path, toy_data):

@@ -10,6 +10,7 @@ import torch
 
 from maskwatch.data.dataset import ImageDataset, Sample
 from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.errors import MaskwatchError
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
 from maskwatch.train.augment import eval_transform
@@ -22,7 +23,17 @@ def pick_device(device: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise MaskwatchError(f"unknown device '{device}' (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MaskwatchError(f"--device {device}: no CUDA GPU is available here (use --device auto or cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MaskwatchError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MaskwatchError(f"--device {device}: MPS is not available here (use --device auto or cpu)")
+    return dev
 
 
 def default_workers() -> int:

@@ -507,8 +507,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainRes
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
     _seed_all(cfg.seed)
-    run = _Run(cfg, run_dir, callbacks)
     try:
+        run = _Run(cfg, run_dir, callbacks)
         run.prepare(resuming=False)
     except BaseException:
         # nothing was trained: free the folder for the next attempt
