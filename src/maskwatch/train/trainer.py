@@ -460,27 +460,29 @@ class _Run:
         )
         return TrainResult(self.run_dir, status, len(self.history), self.best_epoch, metrics)
 
-    def _calibrate(self, best: dict) -> None:
-        """Fit the temperature on validation logits and store it in best.pt."""
+    def _calibrate(self, best: dict) -> np.ndarray:
+        """Fit the temperature on validation logits, store it in best.pt; return the calibrated
+        validation probabilities (so the report needs no second pass over the images)."""
         self.model.temperature.fill_(1.0)
         logits, y = self._logits("val"), self.targets["val"].numpy()
         before = expected_calibration_error(y, logits.softmax(1).numpy())
         t = fit_temperature(logits, torch.from_numpy(y))
-        after = expected_calibration_error(y, (logits / t).softmax(1).numpy())
+        probs = (logits / t).softmax(1).numpy()
+        after = expected_calibration_error(y, probs)
         self.model.temperature.fill_(t)
         keep = {k: best[k] for k in ("epoch", "best_value", "monitor") if k in best}
         save_checkpoint(self.run_dir / "best.pt", self.model, self.labels, **keep)
         self.calibration = {"temperature": t, "val_ece_before": before, "val_ece_after": after}
         info(f"temperature scaling: T = {t:.3f}, validation ECE {before:.4f} -> {after:.4f}")
+        return probs
 
     def finish(self) -> dict | None:
         """Evaluate the best checkpoint on the test split (and validation) and write the report."""
         best = read_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["model"])
-        if self.cfg.calibrate:
-            self._calibrate(best)
+        val_probs = self._calibrate(best) if self.cfg.calibrate else self._probs("val")
         summary = self.split.summary()
-        write_report(self.run_dir, self.split.val, self.labels, self._probs("val"), summary, key="val")
+        write_report(self.run_dir, self.split.val, self.labels, val_probs, summary, key="val")
         if not self.split.test:
             info("[yellow]no test split (--ratios gives it 0): only validation metrics were written")
             return None
