@@ -17,17 +17,13 @@ import numpy as np
 import torch
 
 from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.data.index import file_stamp
 from maskwatch.io import atomic_path
 from maskwatch.progress import track
 
 EMBED_MODEL = "efficientnet_lite0"
 EMBED_SIZE = 128
 EMBED_VERSION = 1
-
-
-def _stamp(path: Path) -> str:
-    st = path.stat()
-    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
 
 @torch.inference_mode()
@@ -45,7 +41,7 @@ def embed_files(paths: list[Path], cache_root: Path, name: str = "files", batch_
                 cached = dict(zip(data["keys"].tolist(), data["emb"], strict=True))
         except (OSError, ValueError, KeyError):
             cached = {}
-    stamps = [_stamp(p) for p in paths]
+    stamps = [f"{p}|{file_stamp(p)}" for p in paths]
     todo = [i for i, s in enumerate(stamps) if s not in cached]
     if todo:
         model = create_model(EMBED_MODEL, 2, pretrained=True).eval().to(memory_format=torch.channels_last)

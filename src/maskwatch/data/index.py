@@ -29,6 +29,12 @@ class FileInfo:
     phash: str | None = None  # 64-bit DCT perceptual hash (imagehash.phash), hex
 
 
+def file_stamp(path: Path) -> str:
+    """What says a file is unchanged since it was cached: its size and modification time."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def _describe(path: Path) -> FileInfo:
     try:
         image = open_rgb(path)
@@ -54,8 +60,7 @@ def index_files(paths: list[Path], cache_root: Path, name: str = "files") -> dic
     todo: list[tuple[Path, str]] = []
     for path in paths:
         try:
-            st = path.stat()
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            stamp = file_stamp(path)
         except OSError:
             result[path] = FileInfo(ok=False, reason="cannot read file")
             continue
