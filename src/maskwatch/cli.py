@@ -384,6 +384,7 @@ def demo(
     """The whole flow on a generated data set: make data, inspect, train (EfficientNet-Lite0, frozen), classify."""
     import shutil
 
+    from maskwatch.data import load_data, load_split
     from maskwatch.data.inspect import inspect_data
     from maskwatch.data.toy import make_toy_dataset
     from maskwatch.labels import CANONICAL_LABELS
@@ -412,10 +413,9 @@ def demo(
     )
     console.rule("3. classify the test split")
     clf = Classifier.load(result.run_dir)
-    test = [
-        Path(row.split(",")[3].strip()) for row in (result.run_dir / "split" / "test.csv").read_text().splitlines()[1:]
-    ]
-    right = sum(res["label"] == p.parent.name for res, p in zip(clf.classify_paths(test), test, strict=True))
+    test = load_split(result.run_dir, load_data([data_dir]).samples).test
+    results = clf.classify_paths([s.path for s in test])
+    right = sum(res["label"] == s.label for res, s in zip(results, test, strict=True))
     console.print(
         f"[green]demo done:[/] test accuracy {result.metrics['accuracy']:.3f} (classify agrees: "
         f"{right}/{len(test)}); see {result.run_dir} (metrics.json, curves.png, confusion_matrix.png)"
