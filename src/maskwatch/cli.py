@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from maskwatch import __version__
+from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
 from maskwatch.progress import console
 
@@ -31,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Face-mask classification: inspect data, split it honestly, train, evaluate, classify.",
+    help="Face-mask detection: find faces in photos, video and cameras; train, evaluate and export the classifier.",
 )
 data_app = typer.Typer(no_args_is_help=True, help="Data set tools.")
 app.add_typer(data_app, name="data")
@@ -112,7 +113,7 @@ def train(
     weight_decay: Annotated[float, typer.Option(help="Weight decay (L2).")] = 1e-4,
     dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier (default: the model's).")] = None,
     label_smoothing: float = 0.1,
-    class_weights: Annotated[str, typer.Option(help="none | balanced")] = "none",
+    class_weights: Annotated[str, typer.Option(help="none | balanced | sqrt (softer balance)")] = "none",
     augment: Annotated[str, typer.Option(help="none | light | strong")] = "strong",
     freeze: Annotated[str, typer.Option(help="backbone (train the head on cached features) | none")] = "none",
     feature_views: Annotated[int, typer.Option(help="Frozen backbone: cached views per training image.")] = 3,
@@ -266,27 +267,39 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="An .onnx file, checkpoint .pt or run folder (default: the model shipped with maskwatch)."
+    ),
+]
+BackendOpt = Annotated[
+    str, typer.Option(help="auto | onnx | torch (auto: onnxruntime for .onnx, torch for checkpoints).")
+]
+
+
 @app.command()
 @friendly
 def classify(
-    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) or run folder.")],
     paths: Annotated[list[str], typer.Argument(help="Face images: files, folders or globs.")],
+    model: ModelOpt = None,
     jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image here (default: stdout).")] = None,
     batch_size: int = 32,
+    backend: BackendOpt = "auto",
     device: str = "auto",
 ) -> None:
-    """Classify face images; unreadable files get an error line and the run goes on (exit 1 if any failed)."""
+    """Classify face crops; unreadable files get an error line and the run goes on (exit 1 if any failed)."""
     from maskwatch.progress import track
-    from maskwatch.runtime.predict import Classifier
+    from maskwatch.runtime.classifiers import classify_paths, load_classifier
 
     files = expand_inputs(paths)
     if not files:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
-    clf = Classifier.load(model, device)
+    clf = load_classifier(model, backend=backend, device=device)
     counts: Counter = Counter()
     sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout
     try:
-        for result in track(clf.classify_paths(files, batch_size), "classifying", total=len(files)):
+        for result in track(classify_paths(clf, files, batch_size), "classifying", total=len(files)):
             sink.write(json.dumps(result) + "\n")
             sink.flush()
             counts[result.get("label", "error")] += 1
@@ -298,6 +311,171 @@ def classify(
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()) + (f"  -> {jsonl}" if jsonl else ""))
     if counts["error"]:
         raise typer.Exit(1)
+
+
+DetSizeOpt = Annotated[
+    int, typer.Option(help="Face detector input: long side in pixels (small images are upscaled; 0: native size).")
+]
+DetThresholdOpt = Annotated[float, typer.Option(help="Face detector confidence threshold.")]
+TilesOpt = Annotated[int, typer.Option(help="Also detect on an N x N grid of overlapping tiles (large photos).")]
+MarginOpt = Annotated[float, typer.Option(help="Margin around each face box for the classifier's crop.")]
+
+
+def _pipeline(
+    model: str | None, backend: str, device: str, det_size: int, det_threshold: float, tiles: int, margin: float
+):
+    from maskwatch.detect.pipeline import load_pipeline
+
+    return load_pipeline(
+        model, backend=backend, device=device, size=det_size, threshold=det_threshold, tiles=tiles, margin=margin
+    )
+
+
+@app.command()
+@friendly
+def detect(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Images, folders, globs, video files, a webcam index (0) or stream URLs (rtsp/http)."),
+    ],
+    model: ModelOpt = None,
+    save_dir: Annotated[
+        Path | None, typer.Option(help="Write annotated images (JPEG) and videos (H.264 MP4) here.")
+    ] = None,
+    jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image or frame here.")] = None,
+    show: Annotated[bool, typer.Option(help="Show annotated frames in a window (q quits).")] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop each video/stream after this many frames.")] = None,
+    every: Annotated[int, typer.Option(help="Process every N-th frame of videos and streams.")] = 1,
+    det_size: DetSizeOpt = DEFAULT_DET_SIZE,
+    det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
+    tiles: TilesOpt = 0,
+    margin: MarginOpt = DEFAULT_MARGIN,
+    track: Annotated[bool, typer.Option(help="Track faces across video frames and smooth their labels.")] = True,
+    landmarks: Annotated[bool, typer.Option(help="Add the 5 face landmarks to the JSON lines.")] = False,
+    backend: BackendOpt = "auto",
+    device: str = "auto",
+) -> None:
+    """Find every face and say whether it wears a mask, wears it incorrectly, or wears none."""
+    from maskwatch.detect.run import DetectOptions, detect_sources
+
+    if every < 1:
+        raise MaskwatchError("--every must be at least 1")
+    if max_frames is not None and max_frames < 1:
+        raise MaskwatchError("--max-frames must be at least 1")
+    pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin)
+    few = len(sources) == 1 and Path(sources[0]).is_file()
+    report = detect_sources(
+        sources,
+        pipeline,
+        DetectOptions(
+            save_dir=save_dir,
+            jsonl=jsonl,
+            show=show,
+            max_frames=max_frames,
+            every=every,
+            track=track,
+            landmarks=landmarks,
+        ),
+        on_result=_print_faces if few else None,
+    )
+    for s in report.sources:
+        counts = s.summary.get("counts", {})
+        unit = "people" if "people" in s.summary else "faces"
+        pct = s.summary.get("percent", {})
+        parts = ", ".join(f"{k} {counts[k]} ({pct.get(k, 0):.0f}%)" for k in counts)
+        what = f"{s.frames} images" if s.kind == "image" else f"{s.frames} frames, {s.fps:.1f} FPS"
+        console.print(f"[bold]{escape(s.source)}[/]: {what}; {s.summary.get(unit, s.faces)} {unit}: {parts}")
+        if s.output:
+            console.print(f"  annotated: {s.output}")
+    if save_dir and any(s.kind == "image" for s in report.sources):
+        console.print(f"annotated images: {save_dir}")
+    if jsonl:
+        console.print(f"JSON lines: {jsonl}")
+    if report.failed:
+        console.print(f"[red]{len(report.errors)} input(s) failed[/]")
+        raise typer.Exit(1)
+
+
+def _print_faces(result: Any) -> None:
+    table = Table(title=f"{escape(result.source)}: {len(result.faces)} face(s), {result.width}x{result.height}")
+    for col in ("#", "box [x1, y1, x2, y2]", "label", "score", "detector"):
+        table.add_column(col)
+    for i, f in enumerate(result.faces):
+        table.add_row(
+            str(i), "[" + ", ".join(f"{v:.0f}" for v in f.box) + "]", f.label, f"{f.score:.3f}", f"{f.det_score:.2f}"
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly
+def export(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) or run folder.")],
+    out: Annotated[Path | None, typer.Option(help="Output file (default: <run>/model.onnx).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    int8: Annotated[bool, typer.Option(help="Quantise weights to int8 (dynamic quantisation).")] = False,
+) -> None:
+    """Export a trained classifier (ONNX, optionally int8) and check it against the PyTorch model."""
+    from maskwatch.runtime.onnx import export_onnx, parity
+
+    if fmt != "onnx":
+        raise MaskwatchError("--format: only onnx is supported")
+    if out is None:
+        base = model if model.is_dir() else model.parent
+        out = base / ("model-int8.onnx" if int8 else "model.onnx")
+    export_onnx(model, out, int8=int8)
+    diff = parity(model, out)
+    size = out.stat().st_size / 1e6
+    console.print(
+        f"exported {out} ({size:.1f} MB); max |p_onnx - p_torch| {diff['max_abs_prob']:.2e}, "
+        f"same label on {diff['agree']}/{diff['n']} test inputs"
+    )
+
+
+@app.command("evaluate-detect")
+@friendly
+def evaluate_detect(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Pascal VOC scene folder with face boxes.")],
+    model: ModelOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: runs/evaluate-detect/<data>).")] = None,
+    split_from: Annotated[
+        Path | None,
+        typer.Option(help="Only the scenes of one part of this training split (run or split folder): held-out data."),
+    ] = None,
+    subset: Annotated[str, typer.Option(help="With --split-from: train | val | test.")] = "test",
+    det_size: DetSizeOpt = DEFAULT_DET_SIZE,
+    det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
+    tiles: TilesOpt = 0,
+    margin: MarginOpt = DEFAULT_MARGIN,
+    backend: BackendOpt = "auto",
+    device: str = "auto",
+) -> None:
+    """Detector + classifier on annotated scenes: face recall/precision, AP50 per class, mAP50, label accuracy."""
+    from maskwatch.evaluate.scenes import evaluate_scenes
+
+    pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin)
+    out = out or Path("runs/evaluate-detect") / data.name
+    m = evaluate_scenes(data, pipeline, out, split_from=split_from, subset=subset)
+    f = m["faces"]
+    table = Table(title=f"{m['counts']['images']} images, {m['counts']['gt_faces_total']} faces")
+    for col in ("metric", "value"):
+        table.add_column(col)
+    rows = [
+        ("face recall @IoU0.5 / 0.3", f"{f['iou50']['recall']:.4f} / {f['iou30']['recall']:.4f}"),
+        ("face precision @IoU0.5 / 0.3", f"{f['iou50']['precision']:.4f} / {f['iou30']['precision']:.4f}"),
+        ("mAP50 (3 classes)", _fmt(m["map50"])),
+        *((f"AP50 {k}", _fmt(v)) for k, v in m["ap50"].items()),
+        (f"label accuracy ({m['matched_faces']} matched faces)", _fmt(m["label_accuracy"])),
+        ("mask vs no mask accuracy", _fmt(m["mask_vs_not_accuracy"])),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"report: {out}")
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
 
 
 @app.command("models")
@@ -388,7 +566,7 @@ def demo(
     from maskwatch.data.inspect import inspect_data
     from maskwatch.data.toy import make_toy_dataset
     from maskwatch.labels import CANONICAL_LABELS
-    from maskwatch.runtime.predict import Classifier
+    from maskwatch.runtime.classifiers import classify_paths, load_classifier
     from maskwatch.train import TrainConfig
     from maskwatch.train import train as train_run
 
@@ -412,9 +590,9 @@ def demo(
         )
     )
     console.rule("3. classify the test split")
-    clf = Classifier.load(result.run_dir)
+    clf = load_classifier(result.run_dir)
     test = load_split(result.run_dir, load_data([data_dir]).samples).test
-    results = clf.classify_paths([s.path for s in test])
+    results = classify_paths(clf, [s.path for s in test])
     right = sum(res["label"] == s.label for res, s in zip(results, test, strict=True))
     console.print(
         f"[green]demo done:[/] test accuracy {result.metrics['accuracy']:.3f} (classify agrees: "

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from maskwatch.data.dataset import ImageDataset, Sample
-from maskwatch.data.images import BadImageError, open_rgb
 from maskwatch.errors import MaskwatchError
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
@@ -83,7 +83,9 @@ def predict_samples(
 
 
 class Classifier:
-    """A trained model plus its labels and preprocessing, for face images."""
+    """A trained model plus its labels and preprocessing, for face images (PyTorch backend)."""
+
+    backend = "torch"
 
     def __init__(self, model: MaskNet, labels: Sequence[str], device: str = "auto") -> None:
         self.device = pick_device(device)
@@ -100,30 +102,11 @@ class Classifier:
 
     @torch.inference_mode()
     def predict_images(self, images: Sequence) -> np.ndarray:
-        if not images:
-            return np.zeros((0, len(self.labels)))
-        batch = torch.stack([self.transform(im) for im in images]).to(self.device)
+        if not len(images):
+            return np.zeros((0, len(self.labels)), np.float32)
+        pil = [im if isinstance(im, Image.Image) else Image.fromarray(im) for im in images]
+        batch = torch.stack([self.transform(im) for im in pil]).to(self.device)
         return self.model(batch).float().softmax(dim=1).cpu().numpy()
 
-    def classify_paths(self, paths: Sequence[Path], batch_size: int = 32) -> Iterator[dict]:
-        """One result per path, in order: ``{source, label, score, probs}`` or ``{source, error}``."""
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            images, ok, results = [], [], {}
-            for p in chunk:
-                try:
-                    images.append(open_rgb(p))
-                    ok.append(p)
-                except BadImageError as exc:
-                    results[p] = {"source": str(p), "error": exc.reason}
-            probs = self.predict_images(images)
-            for p, row in zip(ok, probs, strict=True):
-                k = int(row.argmax())
-                results[p] = {
-                    "source": str(p),
-                    "label": self.labels[k],
-                    "score": float(row[k]),
-                    "probs": {label: float(v) for label, v in zip(self.labels, row, strict=True)},
-                }
-            for p in chunk:
-                yield results[p]
+    def describe(self) -> dict:
+        return {"backend": self.backend, "model": self.model.spec.name, "labels": self.labels}

@@ -12,6 +12,7 @@ from maskwatch.train.augment import PRESETS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "step", "plateau", "none")
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
 
 
@@ -31,7 +32,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float | None = None  # None: the model's default
     label_smoothing: float = 0.1
-    class_weights: str = "none"  # none | balanced
+    class_weights: str = "none"  # none | balanced | sqrt
     augment: str = "strong"
     freeze: str = "none"  # none | backbone
     feature_views: int = 3  # frozen backbone: cached views per training image (1 plain + augmented)
@@ -59,7 +60,7 @@ class TrainConfig:
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
             (self.augment in PRESETS, f"--augment must be one of {', '.join(PRESETS)}"),
             (self.freeze in ("none", "backbone"), "--freeze must be backbone or none"),
-            (self.class_weights in ("none", "balanced"), "--class-weights must be none or balanced"),
+            (self.class_weights in CLASS_WEIGHTS, f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}"),
             (self.split in ("grouped", "random"), "--split must be grouped or random"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),

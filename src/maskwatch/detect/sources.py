@@ -1,0 +1,369 @@
+"""Where frames come from for ``maskwatch detect SOURCE``: images, videos, folders, globs, webcams and streams.
+
+Every problem with a source becomes a ``SourceError`` (one line) in the output instead of an exception, so one bad
+file or a dropped camera never stops a run over many inputs.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb
+from maskwatch.errors import MaskwatchError
+
+logger = logging.getLogger(__name__)
+
+# .gif stays an image (first frame only): it is in IMAGE_EXTENSIONS.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".m2ts", ".mts", ".3gp"}
+)
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp"})
+KINDS = ("image", "video", "webcam", "stream")
+
+MAX_FILE_FAILURES = 5  # consecutive failed reads tolerated inside a video file before it counts as ended
+MAX_CAMERA_FAILURES = 10  # consecutive failed reads from a webcam before giving up
+CAMERA_RETRY_DELAY = 0.05  # seconds between those webcam reads
+STREAM_TIMEOUT_MS = 10_000  # open/read timeout for network streams
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+@dataclass
+class Frame:
+    source: str  # Input.name(): the path as given, the URL (password hidden) or "webcam:0"
+    index: int | None  # 0-based count of decoded frames (skipped ones included); None for a still image
+    image: np.ndarray  # H x W x 3, uint8, RGB, C-contiguous
+    fps: float | None = None  # the source's nominal rate; None for images or when unknown
+
+
+@dataclass
+class SourceError:
+    source: str
+    reason: str  # one line, e.g. "does not exist", "cannot decode image: truncated image"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class Input:
+    kind: str  # "image" | "video" | "webcam" | "stream"
+    location: str  # path, URL, or webcam index as a string
+
+    def name(self) -> str:
+        """What goes into ``Frame.source``; a password in a stream URL is replaced by ``***``."""
+        if self.kind == "webcam":
+            return f"webcam:{self.location}"
+        if self.kind == "stream":
+            return _hide_password(self.location)
+        return self.location
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` that is used (``grab`` is used too when present)."""
+
+    def isOpened(self) -> bool: ...  # OpenCV's name
+    def read(self) -> tuple[bool, Any]: ...
+    def get(self, prop: int) -> float: ...
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[Input], Capture]
+
+
+# ----------------------------------------------------------------------------------------------------- resolving
+
+
+def resolve_inputs(spec: str) -> tuple[list[Input], list[SourceError]]:
+    """Turn one SOURCE argument into inputs to read, and the reasons some of it cannot be read.
+
+    ``spec`` is an image or video file, a folder (searched recursively, sorted, non-media files ignored), a glob
+    pattern (same rules as a folder), a webcam index ("0") or a stream URL (rtsp, rtmp, http(s), udp, tcp).
+    """
+    if not spec.strip():
+        return [], [SourceError(spec, "empty source")]
+    url = _URL.match(spec)
+    if url:
+        scheme = url.group(1).lower()
+        if scheme in STREAM_SCHEMES:
+            return [Input("stream", spec)], []
+        return [], [SourceError(_hide_password(spec), f"unsupported URL scheme {scheme}://")]
+    if re.fullmatch(r"[0-9]+", spec):
+        return [Input("webcam", str(int(spec)))], []
+
+    path = Path(spec)
+    if path.is_file():
+        kind = _kind_of(path)
+        if kind is None:
+            return [], [SourceError(spec, f"not an image or video ({_extension_text(path)})")]
+        return [Input(kind, spec)], []
+    if path.is_dir():
+        try:
+            inputs = _media_in([path])
+        except OSError as exc:
+            return [], [SourceError(spec, f"cannot list folder ({exc.strerror or exc})")]
+        if not inputs:
+            return [], [SourceError(spec, "no images or videos in this folder")]
+        return inputs, []
+    if path.exists():
+        return [], [SourceError(spec, "not a file or folder")]
+    if _GLOB_CHARS.search(spec):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+        if not matches:
+            return [], [SourceError(spec, "pattern matches nothing")]
+        try:
+            inputs = _media_in(matches)
+        except OSError as exc:
+            return [], [SourceError(spec, f"cannot list matches ({exc.strerror or exc})")]
+        if not inputs:
+            return [], [SourceError(spec, f"pattern matches {len(matches)} path(s) but no image or video")]
+        return inputs, []
+    return [], [SourceError(spec, "does not exist")]
+
+
+def _kind_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def _extension_text(path: Path) -> str:
+    return f"unknown extension {path.suffix}" if path.suffix else "no file extension"
+
+
+def _media_in(paths: list[Path]) -> list[Input]:
+    """Images and videos among ``paths``, folders searched recursively; sorted by path, no duplicates."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            files.append(path)
+    inputs: list[Input] = []
+    seen: set[Path] = set()
+    for file in sorted(files):
+        kind = _kind_of(file)
+        if kind is not None and file not in seen:
+            seen.add(file)
+            inputs.append(Input(kind, str(file)))
+    return inputs
+
+
+def _hide_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:  # malformed port and the like: show the URL as given
+        return url
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+
+def iter_frames(
+    inp: Input,
+    *,
+    every: int = 1,
+    max_frames: int | None = None,
+    reconnect: int = 5,
+    reconnect_delay: float = 1.0,
+    capture_factory: CaptureFactory | None = None,
+) -> Iterator[Frame | SourceError]:
+    """Frames of one input: every ``every``-th decoded frame, at most ``max_frames`` of them.
+
+    Problems are yielded as a ``SourceError`` (then the iteration ends) rather than raised. A lost stream is
+    reopened up to ``reconnect`` times in a row, ``reconnect_delay`` seconds apart; frame indices keep counting.
+    ``capture_factory`` replaces ``cv2.VideoCapture`` (tests).
+    """
+    if every < 1:
+        raise MaskwatchError(f"every must be at least 1 (got {every})")
+    if max_frames is not None and max_frames < 0:
+        raise MaskwatchError(f"max_frames must not be negative (got {max_frames})")
+    if reconnect < 0:
+        raise MaskwatchError(f"reconnect must not be negative (got {reconnect})")
+    if inp.kind not in KINDS:
+        raise ValueError(f"unknown input kind {inp.kind!r}")
+    if max_frames == 0:
+        return iter(())
+    if inp.kind == "image":
+        return iter((_read_image(inp),))
+    return _iter_capture(
+        inp,
+        every=every,
+        max_frames=max_frames,
+        reconnect=reconnect,
+        reconnect_delay=max(0.0, reconnect_delay),
+        factory=capture_factory or _default_capture,
+    )
+
+
+def _read_image(inp: Input) -> Frame | SourceError:
+    try:
+        image = open_rgb(inp.location)
+    except BadImageError as exc:
+        return SourceError(inp.name(), f"cannot decode image: {exc.reason}")
+    return Frame(inp.name(), None, np.ascontiguousarray(np.array(image, dtype=np.uint8)))
+
+
+def _default_capture(inp: Input) -> Capture:
+    if inp.kind == "webcam":
+        return cv2.VideoCapture(int(inp.location))
+    if inp.kind == "stream":
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+        return cv2.VideoCapture(inp.location, cv2.CAP_FFMPEG, params)
+    return cv2.VideoCapture(inp.location)
+
+
+def _open(factory: CaptureFactory, inp: Input) -> Capture | None:
+    try:
+        cap = factory(inp)
+    except (cv2.error, OSError, ValueError) as exc:
+        logger.debug("%s: opening failed: %s", inp.name(), exc)
+        return None
+    if cap.isOpened():
+        return cap
+    cap.release()
+    return None
+
+
+def _open_failure(inp: Input) -> str:
+    if inp.kind == "webcam":
+        return f"cannot open camera {inp.location}"
+    if inp.kind == "stream":
+        return "cannot connect to stream"
+    if not Path(inp.location).exists():
+        return "does not exist"
+    return "cannot open video (corrupt file or unsupported format)"
+
+
+def _iter_capture(
+    inp: Input,
+    *,
+    every: int,
+    max_frames: int | None,
+    reconnect: int,
+    reconnect_delay: float,
+    factory: CaptureFactory,
+) -> Iterator[Frame | SourceError]:
+    name = inp.name()
+    cap = _open(factory, inp)
+    if cap is None:
+        yield SourceError(name, _open_failure(inp))
+        return
+    try:
+        fps = _fps(cap)
+        total = _frame_count(cap)  # 0 = unknown (live sources)
+        index = 0  # decoded frames so far, over all connections
+        on_connection = 0  # decoded frames since the last (re)connect
+        yielded = 0
+        failures = 0  # consecutive failed reads
+        attempts = 0  # reconnect attempts since the last good frame
+        while max_frames is None or yielded < max_frames:
+            wanted = index % every == 0
+            ok, image = _read(cap, wanted)
+            if ok:
+                if failures and inp.kind == "video":
+                    logger.warning("%s: skipped %d unreadable frame(s) before frame %d", name, failures, index)
+                failures = attempts = 0
+                if wanted:
+                    yield Frame(name, index, image, fps)
+                    yielded += 1
+                index += 1
+                on_connection += 1
+                continue
+            failures += 1
+            if inp.kind == "video":
+                if index < total and failures <= MAX_FILE_FAILURES:
+                    logger.debug("%s: cannot read frame %d, trying the next", name, index)
+                    continue
+                if index == 0:
+                    yield SourceError(name, "no frame could be decoded")
+                elif index < total:
+                    logger.warning("%s: stopped at frame %d of %d: the rest cannot be decoded", name, index, total)
+                return
+            if inp.kind == "webcam":
+                if failures <= MAX_CAMERA_FAILURES:
+                    time.sleep(CAMERA_RETRY_DELAY)
+                    continue
+                reason = "camera stopped delivering frames" if index else "camera opened but delivered no frames"
+                yield SourceError(name, reason)
+                return
+            # A stream: one with a known length (a file served over http) ends there; a live one is reopened.
+            if total > 0 and on_connection >= total - 1:
+                return
+            cap.release()
+            cap = None
+            while cap is None:
+                if attempts >= reconnect:
+                    yield SourceError(name, f"stream lost after {attempts} reconnect attempts")
+                    return
+                attempts += 1
+                logger.warning("%s: stream lost, reconnecting (attempt %d of %d)", name, attempts, reconnect)
+                if reconnect_delay:
+                    time.sleep(reconnect_delay)
+                cap = _open(factory, inp)
+            fps = _fps(cap) or fps
+            total = _frame_count(cap)
+            on_connection = failures = 0
+    finally:
+        if cap is not None:
+            cap.release()
+
+
+def _read(cap: Capture, wanted: bool) -> tuple[bool, np.ndarray | None]:
+    """One frame; a frame that is not wanted is only grabbed (no colour conversion) where the capture can."""
+    try:
+        if not wanted and hasattr(cap, "grab"):
+            return bool(cap.grab()), None
+        ok, frame = cap.read()
+    except (cv2.error, OSError) as exc:
+        logger.debug("read failed: %s", exc)
+        return False, None
+    if not ok or frame is None:
+        return False, None
+    return True, _to_rgb(np.asarray(frame)) if wanted else None
+
+
+def _to_rgb(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    elif frame.shape[2] == 4:
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    else:
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(rgb)
+
+
+def _fps(cap: Capture) -> float | None:
+    value = float(cap.get(cv2.CAP_PROP_FPS))
+    return value if math.isfinite(value) and 0 < value <= 1000 else None
+
+
+def _frame_count(cap: Capture) -> int:
+    value = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    return int(value) if math.isfinite(value) and value > 0 else 0

@@ -1,0 +1,106 @@
+"""Choosing and loading a face classifier: the shipped default ONNX model, an exported ``.onnx`` file, or a
+training checkpoint / run folder (PyTorch, or exported to ONNX on the fly); and classifying image files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.errors import MaskwatchError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL_FILE = ASSETS / "mask-classifier.onnx"
+MODEL_CARD = ASSETS / "MODEL_CARD.md"
+BACKENDS = ("auto", "onnx", "torch")
+
+
+class FaceClassifier(Protocol):
+    labels: list[str]
+    backend: str
+
+    def predict_images(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray: ...
+
+
+def default_model_path() -> Path:
+    """``$MASKWATCH_MODEL`` when set, else the model shipped inside the package."""
+    env = os.environ.get("MASKWATCH_MODEL")
+    return Path(env).expanduser() if env else DEFAULT_MODEL_FILE
+
+
+def load_classifier(model: str | Path | None = None, *, backend: str = "auto", device: str = "auto") -> FaceClassifier:
+    """``model``: None (the default model), an ``.onnx`` file, or a checkpoint ``.pt`` / run folder.
+
+    backend ``auto`` runs ONNX files with onnxruntime and checkpoints with PyTorch; ``onnx`` exports a checkpoint
+    to ONNX first (cached beside maskwatch's other caches); ``torch`` needs a checkpoint.
+    """
+    if backend not in BACKENDS:
+        raise MaskwatchError(f"--backend must be one of {', '.join(BACKENDS)}")
+    path = default_model_path() if model in (None, "", "default") else Path(model).expanduser()
+    if model in (None, "", "default") and not path.is_file():
+        raise MaskwatchError(f"the default model is missing: {path} (reinstall maskwatch or pass --model)")
+    if not path.exists():
+        raise MaskwatchError(f"model not found: {path} (give an .onnx file, a checkpoint .pt or a run folder)")
+    from maskwatch.runtime.onnx import OnnxClassifier
+
+    if path.suffix.lower() == ".onnx":
+        if backend == "torch":
+            raise MaskwatchError(f"{path} is an ONNX model: --backend torch needs a checkpoint (.pt) or run folder")
+        return OnnxClassifier(path)
+    if backend == "onnx":
+        return OnnxClassifier(_exported(path))
+    from maskwatch.runtime.predict import Classifier
+
+    return Classifier.load(path, device)
+
+
+def _exported(model: Path) -> Path:
+    """The checkpoint exported to ONNX, cached by the checkpoint's size and modification time."""
+    import hashlib
+
+    from maskwatch.data.index import file_stamp
+    from maskwatch.paths import cache_dir
+    from maskwatch.runtime.checkpoint import resolve_model_path
+    from maskwatch.runtime.onnx import export_onnx
+
+    ckpt = resolve_model_path(model)
+    key = hashlib.sha1(f"{ckpt.resolve()}|{file_stamp(ckpt)}".encode()).hexdigest()[:16]
+    out = cache_dir() / "onnx" / f"{ckpt.stem}-{key}.onnx"
+    if not out.is_file():
+        export_onnx(ckpt, out)
+    return out
+
+
+def describe(classifier: FaceClassifier) -> dict[str, Any]:
+    info = getattr(classifier, "describe", None)
+    return info() if callable(info) else {"backend": classifier.backend, "labels": classifier.labels}
+
+
+def classify_paths(classifier: FaceClassifier, paths: Sequence[Path], batch_size: int = 32) -> Iterator[dict]:
+    """One result per path, in order: ``{source, label, score, probs}`` or ``{source, error}``."""
+    labels = classifier.labels
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        images, ok, results = [], [], {}
+        for p in chunk:
+            try:
+                images.append(open_rgb(p))
+                ok.append(p)
+            except BadImageError as exc:
+                results[p] = {"source": str(p), "error": exc.reason}
+        probs = classifier.predict_images(images) if images else np.zeros((0, len(labels)))
+        for p, row in zip(ok, probs, strict=True):
+            k = int(row.argmax())
+            results[p] = {
+                "source": str(p),
+                "label": labels[k],
+                "score": float(row[k]),
+                "probs": {label: float(v) for label, v in zip(labels, row, strict=True)},
+            }
+        for p in chunk:
+            yield results[p]
