@@ -64,6 +64,7 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     out = tmp_path / "out.jsonl"
     cl = _run(
         "classify",
+        "--model",
         run,
         toy_data / "with_mask",
         tmp_path / "bad.jpg",
@@ -81,6 +82,24 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     assert good["score"] == pytest.approx(max(good["probs"].values()))
     assert sum(good["probs"].values()) == pytest.approx(1.0, abs=1e-5)
 
+    # ONNX export: the exported model gives the same probabilities as the checkpoint, through classify too.
+    ex = _run("export", run, "--out", tmp_path / "m.onnx")
+    assert ex.exit_code == 0, ex.output
+    assert "same label on 16/16" in ex.output
+    out2 = tmp_path / "onnx.jsonl"
+    cl2 = _run("classify", "--model", tmp_path / "m.onnx", toy_data / "with_mask", "--jsonl", out2)
+    assert cl2.exit_code == 0, cl2.output
+    onnx_lines = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert [x["source"] for x in onnx_lines] == [x["source"] for x in lines[:16]]
+    for a, b in zip(lines[:16], onnx_lines, strict=True):
+        assert a["label"] == b["label"]
+        for k in a["probs"]:
+            assert b["probs"][k] == pytest.approx(a["probs"][k], abs=1e-4)
+    # int8: smaller file, still loads and mostly agrees
+    ex8 = _run("export", run, "--int8", "--out", tmp_path / "m8.onnx")
+    assert ex8.exit_code == 0, ex8.output
+    assert (tmp_path / "m8.onnx").stat().st_size < (tmp_path / "m.onnx").stat().st_size
+
 
 def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
     for args, needle in [
@@ -88,7 +107,13 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         (("train", "--data", toy_data, "--model", "vgg99", "--out", tmp_path / "r"), "unknown model"),
         (("train", "--data", toy_data, "--ratios", "a,b", "--out", tmp_path / "r2"), "--ratios"),
         (("evaluate", tmp_path / "nope.pt", "--data", toy_data), "model not found"),
-        (("classify", toy_data / "with_mask" / "with_mask_0.png", toy_data), "not a maskwatch checkpoint"),
+        (("classify", toy_data, "--model", toy_data / "with_mask" / "with_mask_0.png"), "not a maskwatch checkpoint"),
+        (("classify", toy_data, "--model", tmp_path / "none.onnx"), "model not found"),
+        (("classify", toy_data, "--backend", "tpu"), "--backend must be one of"),
+        (("detect", toy_data, "--every", "0"), "--every must be at least 1"),
+        (("detect", toy_data, "--det-threshold", "1.5"), "threshold"),
+        (("evaluate-detect", "--data", toy_data), "not a Pascal VOC folder"),
+        (("export", tmp_path / "nope.pt"), "model not found"),
         (("train", "--resume", tmp_path), "not a run folder"),
         (("evaluate", tmp_path / "[best].pt", "--data", toy_data), "[best].pt"),  # no rich markup eaten
         (("train", "--data", toy_data, "--device", "cuda:7", "--out", tmp_path / "r3"), "--device cuda:7"),

@@ -22,7 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from maskwatch import __version__
-from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
+from maskwatch.detect.defaults import (
+    DEFAULT_DET_SIZE,
+    DEFAULT_DET_THRESHOLD,
+    DEFAULT_MARGIN,
+    DEFAULT_VIDEO_DET_SIZE,
+)
 from maskwatch.errors import MaskwatchError
 from maskwatch.progress import console
 
@@ -347,6 +352,9 @@ def detect(
     max_frames: Annotated[int | None, typer.Option(help="Stop each video/stream after this many frames.")] = None,
     every: Annotated[int, typer.Option(help="Process every N-th frame of videos and streams.")] = 1,
     det_size: DetSizeOpt = DEFAULT_DET_SIZE,
+    video_det_size: Annotated[
+        int, typer.Option(help="Face detector input for video, webcam and streams (long side; 0: native).")
+    ] = DEFAULT_VIDEO_DET_SIZE,
     det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
     tiles: TilesOpt = 0,
     margin: MarginOpt = DEFAULT_MARGIN,
@@ -375,6 +383,7 @@ def detect(
             every=every,
             track=track,
             landmarks=landmarks,
+            video_det_size=video_det_size,
         ),
         on_result=_print_faces if few else None,
     )

@@ -14,6 +14,7 @@ an overlapping grid of tiles as well, for large photos with many small faces.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -106,7 +107,12 @@ def decode_centerface(
 
 def _onnx_threads() -> int:
     env = os.environ.get("MASKWATCH_THREADS")
-    return int(env) if env and env.isdigit() else (os.cpu_count() or 1)
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use (containers, taskset)
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def centerface_path() -> Path:
@@ -155,6 +161,15 @@ class CenterFace:
         self.min_face = min_face
         self.model_path = Path(model_path) if model_path else centerface_path()
         self.threads = threads or _onnx_threads()
+
+    def resized(self, size: int) -> CenterFace:
+        """The same detector at another input size, sharing the loaded model."""
+        _ = self.session  # load once here, so the copy shares it
+        other = copy.copy(self)
+        if size != 0 and size < 32:
+            raise MaskwatchError("detector size must be 0 (native) or at least 32 pixels")
+        other.size = size
+        return other
 
     def describe(self) -> dict:
         return {

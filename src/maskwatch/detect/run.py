@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.detect.annotate import Annotator
+from maskwatch.detect.defaults import DEFAULT_VIDEO_DET_SIZE
 from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs
 from maskwatch.detect.tracking import FaceTracker, summarise
@@ -39,6 +40,7 @@ class DetectOptions:
     every: int = 1
     track: bool = True
     landmarks: bool = False
+    video_det_size: int | None = DEFAULT_VIDEO_DET_SIZE  # detector input for video/webcam/streams (None: as photos)
 
 
 @dataclass
@@ -202,6 +204,14 @@ def detect_sources(
     return report
 
 
+def video_pipeline(pipeline: Pipeline, size: int | None) -> Pipeline:
+    """The pipeline with its detector at the video input size (when the detector can change it)."""
+    resized = getattr(pipeline.detector, "resized", None)
+    if size is None or resized is None or getattr(pipeline.detector, "size", None) == size:
+        return pipeline
+    return Pipeline(resized(size), pipeline.classifier, margin=pipeline.margin)
+
+
 def _report_error(report: DetectReport, err: SourceError) -> None:
     report.errors.append(err)
     console.print(f"[red]skipped[/] {err.source}: {err.reason}", markup=True, highlight=False)
@@ -222,9 +232,12 @@ def _run_stream(
     from maskwatch.progress import make_progress
 
     summary = SourceSummary(inp.name(), inp.kind)
+    pipeline = video_pipeline(pipeline, opts.video_det_size)
     tracker: FaceTracker | None = None
     writer: VideoWriter | None = None
-    total = _frame_count(inp, opts)
+    total = None if quiet() else _frame_count(inp, opts)
+    if opts.track:
+        import trackers  # noqa: F401 - imported before the clock starts (a second on first use)
     start = time.perf_counter()
     try:
         with make_progress(TextColumn("{task.fields[fps]:.1f} FPS")) as progress:

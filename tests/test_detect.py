@@ -1,0 +1,299 @@
+"""The detection pipeline: CenterFace decode and detection, the pipeline on the bundled samples, tracking,
+JSON Lines, video round trip, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.detect.detector import CenterFace, Faces, decode_centerface, nms
+from maskwatch.detect.pipeline import FaceResult, FrameResult, load_pipeline
+from maskwatch.detect.tracking import FaceTracker, summarise
+from maskwatch.detect.video import VideoWriter, read_video_info
+from maskwatch.evaluate.detection import box_iou
+from maskwatch.labels import CANONICAL_LABELS
+from maskwatch.runtime.classifiers import ASSETS, DEFAULT_MODEL_FILE
+
+SAMPLES = ASSETS / "samples"
+# The astronaut's face in samples/astronaut.jpg (512 x 512), as CenterFace finds it at the default settings.
+ASTRONAUT_FACE = np.array([177.4, 56.1, 270.9, 176.8], np.float32)
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.asarray(Image.open(SAMPLES / "astronaut.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return load_pipeline()
+
+
+def test_decode_known_maps():
+    """One face centre at heatmap cell (row 10, col 20), stride 4: box and landmarks by hand."""
+    h, w = 32, 48
+    heat = np.zeros((1, h, w), np.float32)
+    heat[0, 10, 20] = 0.9
+    heat[0, 3, 3] = 0.2  # under the threshold
+    scale = np.zeros((2, h, w), np.float32)
+    scale[0, 10, 20] = math.log(60 / 4)  # height 60 px
+    scale[1, 10, 20] = math.log(40 / 4)  # width 40 px
+    offset = np.zeros((2, h, w), np.float32)
+    offset[:, 10, 20] = [0.25, 0.5]  # (y, x) in cells
+    lms = np.zeros((10, h, w), np.float32)
+    lms[:, 10, 20] = [0.5, 0.25, 0.5, 0.75, 0.7, 0.5, 0.9, 0.3, 0.9, 0.7]  # (y, x) per point, box units
+    faces = decode_centerface(heat, scale, offset, lms, threshold=0.5)
+    assert len(faces) == 1
+    cx, cy = (20 + 0.5 + 0.5) * 4, (10 + 0.25 + 0.5) * 4  # 84, 43
+    np.testing.assert_allclose(faces.boxes[0], [cx - 20, cy - 30, cx + 20, cy + 30], atol=1e-4)
+    assert faces.scores[0] == pytest.approx(0.9)
+    x1, y1 = cx - 20, cy - 30
+    np.testing.assert_allclose(faces.landmarks[0, 0], [x1 + 0.25 * 40, y1 + 0.5 * 60], atol=1e-4)
+    np.testing.assert_allclose(faces.landmarks[0, 2], [x1 + 0.5 * 40, y1 + 0.7 * 60], atol=1e-4)
+    assert len(decode_centerface(heat, scale, offset, lms, threshold=0.95)) == 0
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    faces = Faces(
+        np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32),
+        np.array([0.6, 0.9, 0.5], np.float32),
+        np.zeros((3, 5, 2), np.float32),
+    )
+    kept = nms(faces, 0.3)
+    np.testing.assert_allclose(kept.scores, [0.9, 0.5])
+
+
+def test_centerface_finds_a_pasted_face_where_it_was_put(astronaut):
+    """The astronaut photo scaled by 0.5 and pasted at (300, 150) into a larger generated scene."""
+    found = CenterFace().detect(astronaut)
+    assert len(found) == 1
+    assert box_iou(found.boxes, ASTRONAUT_FACE[None])[0, 0] > 0.95
+    scene = np.full((600, 900, 3), 120, np.uint8)
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.BILINEAR))
+    scene[150:406, 300:556] = small
+    expected = ASTRONAUT_FACE * 0.5 + np.array([300, 150, 300, 150], np.float32)
+    for det in (CenterFace(), CenterFace(size=0), CenterFace(tiles=2)):
+        faces = det.detect(scene)
+        assert len(faces) == 1, det.describe()
+        assert box_iou(faces.boxes, expected[None])[0, 0] > 0.8, (faces.boxes, expected)
+        (le, re, nose, lm, rm) = faces.landmarks[0]
+        x1, y1, x2, y2 = faces.boxes[0]
+        assert x1 <= nose[0] <= x2 and y1 <= nose[1] <= y2
+        assert le[0] < re[0] and lm[0] < rm[0]  # left to right as seen
+        assert max(le[1], re[1]) < nose[1] < min(lm[1], rm[1])  # eyes above the nose above the mouth
+    assert len(CenterFace().detect(np.full((300, 300, 3), 128, np.uint8))) == 0  # a blank image has no face
+
+
+def test_detector_rejects_bad_settings_and_images():
+    from maskwatch.errors import MaskwatchError
+
+    with pytest.raises(MaskwatchError):
+        CenterFace(size=16)
+    with pytest.raises(MaskwatchError):
+        CenterFace(threshold=0)
+    with pytest.raises(ValueError):
+        CenterFace().detect(np.zeros((10, 10), np.uint8))
+
+
+def test_default_model_is_shipped_and_small():
+    assert DEFAULT_MODEL_FILE.is_file()
+    assert DEFAULT_MODEL_FILE.stat().st_size <= 20_000_000
+    assert (ASSETS / "MODEL_CARD.md").is_file()
+
+
+def test_pipeline_on_bundled_samples(pipeline):
+    """group.jpg: four portraits in a row; the two without a drawn mask are real unmasked faces."""
+    image = np.asarray(Image.open(SAMPLES / "group.jpg").convert("RGB"))
+    result = pipeline.process(image, "group.jpg")
+    assert pipeline.labels == list(CANONICAL_LABELS)
+    faces = sorted(result.faces, key=lambda f: f.box[0])
+    assert len(faces) == 4
+    tile_of = [int((f.box[0] - 20) // 315) for f in faces]
+    assert tile_of == [0, 1, 2, 3]
+    assert faces[0].label == "without_mask" and faces[3].label == "without_mask"
+    for f in faces:
+        assert sum(f.probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert f.score == pytest.approx(max(f.probs.values()), abs=1e-6)
+        assert len(f.landmarks) == 5
+    solo = pipeline.process(np.asarray(Image.open(SAMPLES / "astronaut.jpg").convert("RGB")))
+    assert [f.label for f in solo.faces] == ["without_mask"]
+
+
+def _check_schema(line: dict) -> None:
+    assert set(line) == {"source", "frame", "width", "height", "faces"}
+    assert isinstance(line["source"], str) and isinstance(line["width"], int) and isinstance(line["height"], int)
+    assert line["frame"] is None or isinstance(line["frame"], int)
+    for f in line["faces"]:
+        assert set(f) == {"box", "det_score", "label", "score", "probs", "track_id"}
+        x1, y1, x2, y2 = f["box"]
+        assert 0 <= x1 < x2 <= line["width"] and 0 <= y1 < y2 <= line["height"]
+        assert f["label"] in CANONICAL_LABELS and set(f["probs"]) == set(CANONICAL_LABELS)
+        assert 0 <= f["det_score"] <= 1 and 0 <= f["score"] <= 1
+        assert f["track_id"] is None or isinstance(f["track_id"], int)
+
+
+def test_detect_cli_images_jsonl_and_bad_inputs(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    data = (SAMPLES / "astronaut.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    jsonl, saved = tmp_path / "out.jsonl", tmp_path / "annotated"
+    result = _run(
+        "detect",
+        SAMPLES / "astronaut.jpg",
+        SAMPLES / "group.jpg",
+        tmp_path / "missing.jpg",
+        tmp_path / "notes.txt",
+        tmp_path / "empty.jpg",
+        tmp_path / "truncated.jpg",
+        "--jsonl",
+        jsonl,
+        "--save-dir",
+        saved,
+    )
+    assert result.exit_code == 1, result.output  # some inputs failed; the others were processed
+    assert "Traceback" not in result.output
+    for name in ("missing.jpg", "notes.txt", "empty.jpg", "truncated.jpg"):
+        assert sum(name in line and "skipped" in line for line in result.output.splitlines()) == 1, name
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert [x["source"] for x in lines] == [str(SAMPLES / "astronaut.jpg"), str(SAMPLES / "group.jpg")]
+    for line in lines:
+        _check_schema(line)
+    assert len(lines[0]["faces"]) == 1 and len(lines[1]["faces"]) == 4
+    assert box_iou(np.array([lines[0]["faces"][0]["box"]]), ASTRONAUT_FACE[None])[0, 0] > 0.95
+    assert sorted(p.name for p in saved.iterdir()) == ["astronaut.jpg", "group.jpg"]
+    drawn = np.asarray(Image.open(saved / "astronaut.jpg"))
+    original = np.asarray(Image.open(SAMPLES / "astronaut.jpg"))
+    assert drawn.shape == original.shape and np.abs(drawn.astype(int) - original).max() > 100  # boxes drawn
+
+
+def test_detect_single_photo_prints_faces():
+    result = _run("detect", SAMPLES / "astronaut.jpg")
+    assert result.exit_code == 0, result.output
+    assert "without_mask" in result.output and "1 face(s)" in result.output
+
+
+def _moving_face_video(path, astronaut: np.ndarray, frames: int = 24) -> None:
+    face = np.asarray(Image.fromarray(astronaut[30:210, 150:300]).resize((120, 144)))
+    with VideoWriter(path, 12) as writer:
+        for i in range(frames):
+            frame = np.full((240, 320, 3), 90, np.uint8)
+            x = 20 + 6 * i
+            frame[50:194, x : x + 120] = face
+            writer.write(frame)
+
+
+def test_video_round_trip_with_tracking(tmp_path, astronaut):
+    video = tmp_path / "walk.mp4"
+    _moving_face_video(video, astronaut)
+    assert read_video_info(video)["frames"] == 24
+    jsonl, saved = tmp_path / "v.jsonl", tmp_path / "out"
+    result = _run("detect", video, "--jsonl", jsonl, "--save-dir", saved)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(24))
+    for line in lines:
+        _check_schema(line)
+    assert all(len(x["faces"]) == 1 for x in lines)
+    ids = {x["faces"][0]["track_id"] for x in lines[2:]}
+    assert len(ids) == 1 and None not in ids  # one person, one track, from the second frame on
+    assert "1 people" in result.output
+    info = read_video_info(saved / "walk.mp4")
+    assert info["frames"] == 24 and info["codec"] == "h264" and (info["width"], info["height"]) == (320, 240)
+    every = _run("detect", video, "--jsonl", jsonl, "--every", "5", "--max-frames", "3")
+    assert every.exit_code == 0, every.output
+    assert [json.loads(x)["frame"] for x in jsonl.read_text().splitlines()] == [0, 5, 10]
+
+
+def _frame(i: int, boxes: list[list[float]], probs: list[list[float]]) -> FrameResult:
+    faces = [
+        FaceResult(b, 0.9, CANONICAL_LABELS[int(np.argmax(p))], max(p), dict(zip(CANONICAL_LABELS, p, strict=True)))
+        for b, p in zip(boxes, probs, strict=True)
+    ]
+    return FrameResult("cam", i, 640, 480, faces)
+
+
+def test_tracker_keeps_ids_and_smooths_labels():
+    tracker = FaceTracker(CANONICAL_LABELS, fps=10, smoothing=0.3, min_frames=3)
+    masked, bare = [0.9, 0.05, 0.05], [0.1, 0.85, 0.05]
+    ids = []
+    for i in range(10):
+        a = [100 + 5 * i, 100, 160 + 5 * i, 170]
+        b = [400 - 5 * i, 120, 450 - 5 * i, 180]
+        glitch = i == 6  # one frame where the classifier calls the masked face bare
+        result = tracker.update(_frame(i, [a, b], [bare if glitch else masked, bare]))
+        ids.append([f.track_id for f in result.faces])
+        if glitch:
+            assert result.faces[0].label == "with_mask"  # smoothed over the track: one bad frame does not flip it
+    assert ids[-1][0] is not None and ids[-1][1] is not None and ids[-1][0] != ids[-1][1]
+    assert all(row == ids[-1] for row in ids[2:])
+    summary = tracker.summary()
+    assert summary["people"] == 2
+    assert summary["counts"] == {"with_mask": 1, "without_mask": 1, "mask_worn_incorrectly": 0}
+    assert summary["percent"]["with_mask"] == 50.0
+
+
+def test_summarise_counts_and_percentages():
+    s = summarise(["with_mask", "with_mask", "without_mask"], CANONICAL_LABELS)
+    assert s == {
+        "faces": 3,
+        "counts": {"with_mask": 2, "without_mask": 1, "mask_worn_incorrectly": 0},
+        "percent": {"with_mask": 66.7, "without_mask": 33.3, "mask_worn_incorrectly": 0.0},
+    }
+    assert summarise([], CANONICAL_LABELS)["percent"]["with_mask"] == 0.0
+
+
+def test_evaluate_detect_on_generated_scenes(tmp_path, astronaut):
+    """Scenes with the astronaut's face pasted at known places, annotated as without_mask."""
+    root = tmp_path / "voc"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    face = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    box = ASTRONAUT_FACE * 0.5
+    for i in range(3):
+        scene = np.full((400, 640, 3), 60 + 40 * i, np.uint8)
+        x, y = 40 + 150 * i, 60
+        scene[y : y + 256, x : x + 256] = face
+        Image.fromarray(scene).save(root / "images" / f"s{i}.jpg")
+        b = box + np.array([x, y, x, y])
+        (root / "annotations" / f"s{i}.xml").write_text(
+            f"<annotation><filename>s{i}.jpg</filename><object><name>without_mask</name><bndbox>"
+            f"<xmin>{b[0]:.0f}</xmin><ymin>{b[1]:.0f}</ymin><xmax>{b[2]:.0f}</xmax><ymax>{b[3]:.0f}</ymax>"
+            "</bndbox></object></annotation>"
+        )
+    out = tmp_path / "report"
+    result = _run("evaluate-detect", "--data", root, "--out", out)
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["counts"]["images"] == 3 and m["counts"]["gt_faces_total"] == 3
+    assert m["faces"]["iou50"]["recall"] == 1.0 and m["faces"]["iou50"]["precision"] == 1.0
+    assert m["label_accuracy"] == 1.0 and m["ap50"]["without_mask"] == pytest.approx(1.0)
+    assert (out / "predictions.jsonl").is_file() and (out / "detection_confusion.png").is_file()
+
+
+def test_default_inference_does_not_need_torch():
+    """detect with the shipped ONNX model runs on onnxruntime alone: PyTorch is not even imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from maskwatch.detect.pipeline import load_pipeline\n"
+        "from maskwatch.detect.run import detect_sources\n"
+        "p = load_pipeline()\n"
+        "r = p.process(np.zeros((64, 64, 3), np.uint8))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
