@@ -178,10 +178,14 @@ def test_detect_cli_images_jsonl_and_bad_inputs(tmp_path):
     assert drawn.shape == original.shape and np.abs(drawn.astype(int) - original).max() > 100  # boxes drawn
 
 
-def test_detect_single_photo_prints_faces():
+def test_detect_single_photo_prints_faces_and_saves_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = _run("detect", SAMPLES / "astronaut.jpg")
     assert result.exit_code == 0, result.output
     assert "without_mask" in result.output and "1 face(s)" in result.output
+    assert (tmp_path / "runs" / "detect" / "astronaut.jpg").is_file()
+    nothing = _run("detect", SAMPLES / "astronaut.jpg", "--no-save", "--save-dir", tmp_path / "other")
+    assert nothing.exit_code == 0 and not (tmp_path / "other").exists()
 
 
 def _moving_face_video(path, astronaut: np.ndarray, frames: int = 24) -> None:
@@ -211,7 +215,7 @@ def test_video_round_trip_with_tracking(tmp_path, astronaut):
     assert "1 people" in result.output
     info = read_video_info(saved / "walk.mp4")
     assert info["frames"] == 24 and info["codec"] == "h264" and (info["width"], info["height"]) == (320, 240)
-    every = _run("detect", video, "--jsonl", jsonl, "--every", "5", "--max-frames", "3")
+    every = _run("detect", video, "--jsonl", jsonl, "--every", "5", "--max-frames", "3", "--no-save")
     assert every.exit_code == 0, every.output
     assert [json.loads(x)["frame"] for x in jsonl.read_text().splitlines()] == [0, 5, 10]
 

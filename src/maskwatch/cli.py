@@ -344,9 +344,12 @@ def detect(
         typer.Argument(help="Images, folders, globs, video files, a webcam index (0) or stream URLs (rtsp/http)."),
     ],
     model: ModelOpt = None,
-    save_dir: Annotated[
-        Path | None, typer.Option(help="Write annotated images (JPEG) and videos (H.264 MP4) here.")
-    ] = None,
+    save_dir: Annotated[Path, typer.Option(help="Annotated images (JPEG) and videos (H.264 MP4) go here.")] = Path(
+        "runs/detect"
+    ),
+    save: Annotated[
+        bool, typer.Option(help="Write annotated images and videos (--no-save: only print / JSONL).")
+    ] = True,
     jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image or frame here.")] = None,
     show: Annotated[bool, typer.Option(help="Show annotated frames in a window (q quits).")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop each video/stream after this many frames.")] = None,
@@ -376,7 +379,7 @@ def detect(
         sources,
         pipeline,
         DetectOptions(
-            save_dir=save_dir,
+            save_dir=save_dir if save else None,
             jsonl=jsonl,
             show=show,
             max_frames=max_frames,
@@ -396,7 +399,7 @@ def detect(
         console.print(f"[bold]{escape(s.source)}[/]: {what}; {s.summary.get(unit, s.faces)} {unit}: {parts}")
         if s.output:
             console.print(f"  annotated: {s.output}")
-    if save_dir and any(s.kind == "image" for s in report.sources):
+    if save and any(s.kind == "image" for s in report.sources):
         console.print(f"annotated images: {save_dir}")
     if jsonl:
         console.print(f"JSON lines: {jsonl}")
@@ -568,7 +571,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data, run and results.")] = Path("runs/demo"),
     epochs: int = 25,
 ) -> None:
-    """The whole flow on a generated data set: make data, inspect, train (EfficientNet-Lite0, frozen), classify."""
+    """The whole flow: generated data → inspect → train (EfficientNet-Lite0, frozen) → classify; then detect
+    faces in a bundled photo with the shipped model."""
     import shutil
 
     from maskwatch.data import load_data, load_split
@@ -604,9 +608,19 @@ def demo(
     results = classify_paths(clf, [s.path for s in test])
     right = sum(res["label"] == s.label for res, s in zip(results, test, strict=True))
     console.print(
-        f"[green]demo done:[/] test accuracy {result.metrics['accuracy']:.3f} (classify agrees: "
-        f"{right}/{len(test)}); see {result.run_dir} (metrics.json, curves.png, confusion_matrix.png)"
+        f"test accuracy {result.metrics['accuracy']:.3f} (classify agrees: {right}/{len(test)}); "
+        f"see {result.run_dir} (metrics.json, curves.png, confusion_matrix.png)"
     )
+    console.rule("4. detect faces in a bundled photo (the shipped model)")
+    from maskwatch.detect.pipeline import load_pipeline
+    from maskwatch.detect.run import DetectOptions, detect_sources
+    from maskwatch.runtime.classifiers import ASSETS
+
+    sample = ASSETS / "samples" / "group.jpg"
+    report = detect_sources([str(sample)], load_pipeline(), DetectOptions(save_dir=out / "detect"), _print_faces)
+    console.print(f"[green]demo done:[/] annotated photo in {out / 'detect' / sample.name}")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:
