@@ -248,6 +248,48 @@ def test_tracker_keeps_ids_and_smooths_labels():
     assert summary["percent"]["with_mask"] == 50.0
 
 
+class _FakeDetector:
+    name = "fake"
+
+    def detect(self, image):
+        x = float(image[0, 0, 0])  # the frame number, written into the pixel
+        return Faces(
+            np.array([[10 + x, 10, 60 + x, 70], [200, 50, 250, 110]], np.float32),
+            np.array([0.9, 0.8], np.float32),
+            np.zeros((2, 5, 2), np.float32),
+        )
+
+
+class _CountingClassifier:
+    backend = "fake"
+
+    def __init__(self):
+        self.labels = list(CANONICAL_LABELS)
+        self.calls = 0
+
+    def predict_images(self, images):
+        self.calls += len(images)
+        return np.tile(np.array([[0.8, 0.15, 0.05]], np.float32), (len(images), 1))
+
+
+def test_tracked_pipeline_classifies_tracks_every_n_frames():
+    from maskwatch.detect.pipeline import Pipeline
+    from maskwatch.detect.tracking import TrackedPipeline
+
+    clf = _CountingClassifier()
+    tracked = TrackedPipeline(Pipeline(_FakeDetector(), clf), fps=10, classify_every=3)
+    results = []
+    for i in range(12):
+        image = np.full((240, 320, 3), i, np.uint8)
+        results.append(tracked.process(image, "cam", i))
+    # frame 0: no confirmed track yet (2 crops); from frame 1 both are tracks, classified at 1, 4, 7, 10
+    assert clf.calls == 2 + 2 * 4
+    assert all(f.track_id is not None for r in results[1:] for f in r.faces)
+    assert all(f.label == "with_mask" for r in results for f in r.faces)
+    assert all(f.probs["with_mask"] == pytest.approx(0.8) for r in results[1:] for f in r.faces)
+    assert tracked.summary()["people"] == 2
+
+
 def test_summarise_counts_and_percentages():
     s = summarise(["with_mask", "with_mask", "without_mask"], CANONICAL_LABELS)
     assert s == {

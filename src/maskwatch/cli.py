@@ -362,6 +362,9 @@ def detect(
     tiles: TilesOpt = 0,
     margin: MarginOpt = DEFAULT_MARGIN,
     track: Annotated[bool, typer.Option(help="Track faces across video frames and smooth their labels.")] = True,
+    classify_every: Annotated[
+        int, typer.Option(help="Video: classify each tracked face every N processed frames (1: every frame).")
+    ] = 3,
     landmarks: Annotated[bool, typer.Option(help="Add the 5 face landmarks to the JSON lines.")] = False,
     backend: BackendOpt = "auto",
     device: str = "auto",
@@ -371,6 +374,8 @@ def detect(
 
     if every < 1:
         raise MaskwatchError("--every must be at least 1")
+    if classify_every < 1:
+        raise MaskwatchError("--classify-every must be at least 1")
     if max_frames is not None and max_frames < 1:
         raise MaskwatchError("--max-frames must be at least 1")
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin)
@@ -387,6 +392,7 @@ def detect(
             track=track,
             landmarks=landmarks,
             video_det_size=video_det_size,
+            classify_every=classify_every,
         ),
         on_result=_print_faces if few else None,
     )

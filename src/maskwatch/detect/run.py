@@ -24,7 +24,7 @@ from maskwatch.detect.annotate import Annotator
 from maskwatch.detect.defaults import DEFAULT_VIDEO_DET_SIZE
 from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs
-from maskwatch.detect.tracking import FaceTracker, summarise
+from maskwatch.detect.tracking import TrackedPipeline, summarise
 from maskwatch.detect.video import VideoWriter
 from maskwatch.progress import console, quiet
 
@@ -40,6 +40,7 @@ class DetectOptions:
     every: int = 1
     track: bool = True
     landmarks: bool = False
+    classify_every: int = 3  # video: classify a tracked face every N processed frames (1: every frame)
     video_det_size: int | None = DEFAULT_VIDEO_DET_SIZE  # detector input for video/webcam/streams (None: as photos)
 
 
@@ -233,7 +234,7 @@ def _run_stream(
 
     summary = SourceSummary(inp.name(), inp.kind)
     pipeline = video_pipeline(pipeline, opts.video_det_size)
-    tracker: FaceTracker | None = None
+    tracked: TrackedPipeline | None = None
     writer: VideoWriter | None = None
     total = None if quiet() else _frame_count(inp, opts)
     if opts.track:
@@ -247,12 +248,13 @@ def _run_stream(
                     _report_error(report, item)
                     continue
                 frame: Frame = item
-                if tracker is None and opts.track:
+                if tracked is None and opts.track:
                     fps = (frame.fps or 25.0) / max(1, opts.every)
-                    tracker = FaceTracker(pipeline.labels, fps)
-                result = pipeline.process(frame.image, inp.name(), frame.index)
-                if tracker:
-                    tracker.update(result)
+                    tracked = TrackedPipeline(pipeline, fps, classify_every=opts.classify_every)
+                if tracked:
+                    result = tracked.process(frame.image, inp.name(), frame.index or 0)
+                else:
+                    result = pipeline.process(frame.image, inp.name(), frame.index)
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 emit(result)
@@ -272,8 +274,8 @@ def _run_stream(
         if writer:
             writer.close()
         summary.seconds = time.perf_counter() - start
-    if tracker:
-        summary.summary = tracker.summary()
+    if tracked:
+        summary.summary = tracked.summary()
     else:
         summary.summary = {}
     if quiet():

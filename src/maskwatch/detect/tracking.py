@@ -10,16 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.detect.pipeline import FrameResult
+from maskwatch.detect.pipeline import FaceResult, FrameResult, Pipeline
 
 
 @dataclass
 class Track:
     first_frame: int
     last_frame: int
-    frames: int = 0
-    prob_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frames: int = 0  # frames the track appeared in
+    prob_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # sum of its classifications
+    smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))  # exponential moving average of them
+    labelled_frame: int = -(10**9)  # the frame it was last classified in
+    labels: int = 0  # how many classifications
 
 
 class FaceTracker:
@@ -53,41 +55,63 @@ class FaceTracker:
         )
         self.tracks: dict[int, Track] = {}
 
-    def update(self, result: FrameResult) -> FrameResult:
+    def assign(self, boxes: np.ndarray, scores: np.ndarray) -> list[int | None]:
+        """Run the tracker on one frame's faces; the track id of each face (None: not a confirmed track yet)."""
         import supervision as sv
 
-        frame = result.frame or 0
-        if not result.faces:
+        if len(boxes) == 0:
             self._tracker.update(sv.Detections.empty())
-            return result
+            return []
         dets = sv.Detections(
-            xyxy=np.array([f.box for f in result.faces], np.float32),
-            confidence=np.array([f.det_score for f in result.faces], np.float32),
-            data={"index": np.arange(len(result.faces))},
+            xyxy=np.asarray(boxes, np.float32).reshape(-1, 4),
+            confidence=np.asarray(scores, np.float32),
+            data={"index": np.arange(len(boxes))},
         )
         tracked = self._tracker.update(dets)
+        ids: list[int | None] = [None] * len(boxes)
         for tid, idx in zip(tracked.tracker_id, tracked.data["index"], strict=True):
-            if tid is None or int(tid) < 0:
+            if tid is not None and int(tid) >= 0:
+                ids[int(idx)] = int(tid)
+        return ids
+
+    def needs_label(self, tid: int, frame: int, every: int) -> bool:
+        """Whether track ``tid`` should be classified again at ``frame`` (new, or last labelled ``every`` ago)."""
+        track = self.tracks.get(tid)
+        return track is None or frame - track.labelled_frame >= every
+
+    def observe(self, tid: int, probs: np.ndarray, frame: int) -> np.ndarray:
+        """Fold a new classification of track ``tid`` into its smoothed probabilities; return them."""
+        probs = np.asarray(probs, np.float64)
+        track = self.tracks.get(tid)
+        if track is None:
+            track = self.tracks[tid] = Track(frame, frame, 0, np.zeros_like(probs), probs.copy())
+        else:
+            track.smoothed = self.smoothing * probs + (1 - self.smoothing) * track.smoothed
+        track.labelled_frame = frame
+        track.prob_sum += probs
+        track.labels += 1
+        return track.smoothed
+
+    def seen(self, tid: int, frame: int) -> np.ndarray:
+        """Count a frame in which track ``tid`` appeared; return its smoothed probabilities."""
+        track = self.tracks[tid]
+        track.frames += 1
+        track.last_frame = frame
+        return track.smoothed
+
+    def update(self, result: FrameResult) -> FrameResult:
+        """Track every face of an already classified frame and replace labels by the tracks' smoothed ones."""
+        frame = result.frame or 0
+        ids = self.assign(np.array([f.box for f in result.faces]), np.array([f.det_score for f in result.faces]))
+        for face, tid in zip(result.faces, ids, strict=True):
+            if tid is None:
                 continue
-            face = result.faces[int(idx)]
-            probs = np.array([face.probs[label] for label in self.labels], np.float64)
-            track = self.tracks.get(int(tid))
-            if track is None:
-                track = self.tracks[int(tid)] = Track(frame, frame, 0, np.zeros_like(probs), probs.copy())
-            else:
-                track.smoothed = self.smoothing * probs + (1 - self.smoothing) * track.smoothed
-            track.frames += 1
-            track.last_frame = frame
-            track.prob_sum += probs
-            k = int(track.smoothed.argmax())
-            face.track_id = int(tid)
-            face.label = self.labels[k]
-            face.score = float(track.smoothed[k])
-            face.probs = {label: float(p) for label, p in zip(self.labels, track.smoothed, strict=True)}
+            self.observe(tid, np.array([face.probs[label] for label in self.labels]), frame)
+            _relabel(face, tid, self.seen(tid, frame), self.labels)
         return result
 
     def track_labels(self) -> dict[int, str]:
-        """The label of each confirmed track: the argmax of its probabilities averaged over all its frames."""
+        """The label of each confirmed track: the argmax of the mean of all its classifications."""
         return {
             tid: self.labels[int(t.prob_sum.argmax())] for tid, t in self.tracks.items() if t.frames >= self.min_frames
         }
@@ -107,3 +131,54 @@ def summarise(labels_seen: Sequence[str], labels: Sequence[str], unit: str = "fa
         "counts": counts,
         "percent": {label: (round(100 * n / total, 1) if total else 0.0) for label, n in counts.items()},
     }
+
+
+def _relabel(face: FaceResult, tid: int, probs: np.ndarray, labels: list[str]) -> None:
+    k = int(np.argmax(probs))
+    face.track_id = tid
+    face.label = labels[k]
+    face.score = float(probs[k])
+    face.probs = {label: float(p) for label, p in zip(labels, probs, strict=True)}
+
+
+class TrackedPipeline:
+    """The pipeline for video and streams: detect every frame, track, and classify each tracked face only when
+    it is new or was last classified ``classify_every`` frames ago (its smoothed label carries over between);
+    faces not yet confirmed as a track are classified every frame."""
+
+    def __init__(self, pipeline: Pipeline, fps: float | None = None, *, classify_every: int = 3, **tracker_options):
+        if classify_every < 1:
+            raise ValueError("classify_every must be at least 1")
+        self.pipeline = pipeline
+        self.classify_every = classify_every
+        self.tracker = FaceTracker(pipeline.labels, fps, **tracker_options)
+        self.classified = 0  # face crops sent to the classifier (for benchmarks)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.pipeline.labels
+
+    def process(self, image: np.ndarray, source: str = "", frame: int = 0) -> FrameResult:
+        faces = self.pipeline.detect(image)
+        ids = self.tracker.assign(faces.boxes, faces.scores)
+        todo = [
+            i for i, tid in enumerate(ids) if tid is None or self.tracker.needs_label(tid, frame, self.classify_every)
+        ]
+        probs = np.zeros((len(faces), len(self.labels)), np.float32)
+        if todo:
+            probs[todo] = self.pipeline.classify(image, faces.boxes[todo])
+            self.classified += len(todo)
+        fresh = set(todo)
+        for i, tid in enumerate(ids):
+            if tid is None:
+                continue
+            if i in fresh:
+                self.tracker.observe(tid, probs[i], frame)
+            probs[i] = self.tracker.seen(tid, frame)
+        result = self.pipeline.result(image, faces, probs, source, frame)
+        for face, tid in zip(result.faces, ids, strict=True):
+            face.track_id = tid
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        return self.tracker.summary()
