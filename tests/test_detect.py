@@ -343,3 +343,24 @@ def test_default_inference_does_not_need_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_split_scenes_keeps_only_scenes_wholly_in_the_subset(tmp_path):
+    from maskwatch.evaluate.scenes import split_scenes, write_scene_list
+
+    split = tmp_path / "run" / "split"
+    split.mkdir(parents=True)
+    rows = {
+        "train": ["/d/images/a.jpg#0", "/d/images/b.jpg#1", "/faces/with_mask/x.jpg"],
+        "val": ["/d/images/c.jpg#0"],
+        "test": ["/d/images/b.jpg#0", "/d/images/d.jpg#0", "/d/images/d.jpg#1", "/faces/without_mask/y.jpg"],
+    }
+    for part, ids in rows.items():
+        lines = ["id,label,group,path", *(f"{i},with_mask,0,{i}" for i in ids)]
+        (split / f"{part}.csv").write_text("\n".join(lines) + "\n")
+    inside, elsewhere = split_scenes(tmp_path / "run", "test")
+    assert inside == {"d.jpg"}  # b.jpg has a face in train too: not held out
+    assert elsewhere == {"a.jpg", "b.jpg", "c.jpg"}
+    listed = tmp_path / "scenes.txt"
+    write_scene_list(listed, inside, "test scenes")
+    assert split_scenes(listed)[0] == {"d.jpg"}

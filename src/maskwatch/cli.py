@@ -458,7 +458,10 @@ def evaluate_detect(
     out: Annotated[Path | None, typer.Option(help="Report folder (default: runs/evaluate-detect/<data>).")] = None,
     split_from: Annotated[
         Path | None,
-        typer.Option(help="Only the scenes of one part of this training split (run or split folder): held-out data."),
+        typer.Option(
+            help="Only the scenes of one part of this training split (run or split folder, or a text file of scene"
+            " names): held-out data."
+        ),
     ] = None,
     subset: Annotated[str, typer.Option(help="With --split-from: train | val | test.")] = "test",
     det_size: DetSizeOpt = DEFAULT_DET_SIZE,

@@ -5,7 +5,7 @@ Chosen by measuring face recall and speed on face-mask-scenes-853 (docs/results/
 DEFAULT_DET_SIZE = 800  # long side (pixels) the image is scaled to for the face detector
 # Video, webcams and streams: faces are larger and time is short; the detector input is smaller.
 DEFAULT_VIDEO_DET_SIZE = 480
-DEFAULT_DET_THRESHOLD = 0.35  # face-centre score
+DEFAULT_DET_THRESHOLD = 0.3  # face-centre score
 DEFAULT_NMS_IOU = 0.3
 # Margin around the detector's box for the classifier's crop. CenterFace boxes are tighter than the
 # annotations the classifier was trained on, so it is larger than training's 0.15.

@@ -27,12 +27,18 @@ from maskwatch.progress import info, track
 def split_scenes(split_from: Path, subset: str = "test") -> tuple[set[str], set[str]]:
     """(scenes only in ``subset``, scenes seen in any other part) of a saved split, by image file name.
 
-    VOC crops are named ``<scene image path>#<object index>`` in split files."""
+    VOC crops are named ``<scene image path>#<object index>`` in split files. ``split_from`` may also be a text
+    file that lists scene image names, one per line (as written by ``write_scene_list``): those are the scenes."""
+    if split_from.is_file():
+        names = {line.strip() for line in split_from.read_text(encoding="utf-8").splitlines()}
+        return {n for n in names if n and not n.startswith("#")}, set()
     folder = split_from / "split" if (split_from / "split").is_dir() else split_from
     if subset not in ("train", "val", "test"):
         raise MaskwatchError("--subset must be train, val or test")
     if not (folder / f"{subset}.csv").is_file():
-        raise MaskwatchError(f"no saved split in {split_from} (expected {folder / (subset + '.csv')})")
+        raise MaskwatchError(
+            f"no saved split in {split_from} (expected {folder / (subset + '.csv')}, or a text file of scene names)"
+        )
     inside: set[str] = set()
     elsewhere: set[str] = set()
     for part in ("train", "val", "test"):
@@ -46,6 +52,11 @@ def split_scenes(split_from: Path, subset: str = "test") -> tuple[set[str], set[
                 scene = Path(row["id"].rsplit("#", 1)[0]).name
                 (inside if part == subset else elsewhere).add(scene)
     return inside - elsewhere, elsewhere
+
+
+def write_scene_list(path: Path, scenes: set[str], header: str) -> None:
+    """Save a scene list (``# header`` then one image name per line) for ``--split-from FILE``."""
+    write_text(path, f"# {header}\n" + "".join(f"{name}\n" for name in sorted(scenes)))
 
 
 def evaluate_scenes(
