@@ -364,3 +364,29 @@ def test_split_scenes_keeps_only_scenes_wholly_in_the_subset(tmp_path):
     listed = tmp_path / "scenes.txt"
     write_scene_list(listed, inside, "test scenes")
     assert split_scenes(listed)[0] == {"d.jpg"}
+
+
+def test_detect_reads_a_video_over_http(tmp_path, astronaut):
+    """A stream URL: the synthetic video served by a local HTTP server, read through OpenCV's FFmpeg backend."""
+    import functools
+    import http.server
+    import threading
+
+    _moving_face_video(tmp_path / "walk.mp4", astronaut, frames=12)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/walk.mp4"
+        jsonl = tmp_path / "s.jsonl"
+        result = _run("detect", url, "--jsonl", jsonl, "--no-save", "--max-frames", "6")
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+        assert [x["frame"] for x in lines] == list(range(6))
+        assert all(x["source"] == url and len(x["faces"]) == 1 for x in lines)
+        missing = _run("detect", url.replace("walk", "nothing"), "--no-save")
+        assert missing.exit_code == 1 and "Traceback" not in missing.output
+    finally:
+        server.shutdown()
