@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from maskwatch import __version__
+from maskwatch.compare.command import register as register_compare
 from maskwatch.detect.defaults import (
     DEFAULT_DET_SIZE,
     DEFAULT_DET_THRESHOLD,
@@ -123,6 +124,10 @@ def train(
     freeze: Annotated[str, typer.Option(help="backbone (train the head on cached features) | none")] = "none",
     feature_views: Annotated[int, typer.Option(help="Frozen backbone: cached views per training image.")] = 3,
     patience: Annotated[int, typer.Option(help="Early stopping patience in epochs (0: off).")] = 5,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(help="Seconds of epochs; stop after the epoch that passes it (status time_limit)."),
+    ] = None,
     monitor: Annotated[str, typer.Option(help="val_loss | val_accuracy | val_macro_f1")] = "val_loss",
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N | mps")] = "auto",
@@ -180,6 +185,7 @@ def train(
             freeze=freeze,
             feature_views=feature_views,
             patience=patience,
+            time_limit=time_limit,
             monitor=monitor,
             seed=seed,
             device=device,
@@ -238,6 +244,9 @@ def evaluate(
         min_box=min_box,
     )
     _print_metrics(report["metrics"], report["out"])
+
+
+register_compare(app, friendly)
 
 
 def _print_metrics(m: dict, out: Path) -> None:

@@ -37,6 +37,7 @@ class TrainConfig:
     freeze: str = "none"  # none | backbone
     feature_views: int = 3  # frozen backbone: cached views per training image (1 plain + augmented)
     patience: int = 5  # early stopping: epochs without improvement (0: off)
+    time_limit: float | None = None  # seconds of epochs (summed over resumed sessions); stops after the epoch
     monitor: str = "val_loss"
     seed: int = 0
     device: str = "auto"
@@ -64,6 +65,7 @@ class TrainConfig:
             (self.split in ("grouped", "random"), "--split must be grouped or random"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.time_limit is None or self.time_limit > 0, "--time-limit must be a positive number of seconds"),
             (self.feature_views >= 1, "--feature-views must be at least 1"),
             (0 <= self.dup_embed <= 1, "--dup-embed must be a cosine similarity in [0, 1] (0: off)"),
             (self.image_size is None or self.image_size >= 32, "--image-size must be at least 32"),

@@ -45,7 +45,7 @@ EpochCallback = Callable[[int, dict], None]
 @dataclass
 class TrainResult:
     run_dir: Path
-    status: str  # finished | stopped_early | interrupted
+    status: str  # finished | stopped_early | time_limit | interrupted
     epochs_run: int
     best_epoch: int
     metrics: dict | None  # the test metrics, when the run finished
@@ -450,6 +450,11 @@ class _Run:
                         status = "stopped_early"
                         info(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
                         break
+                    spent = sum(h["seconds"] for h in self.history)
+                    if cfg.time_limit is not None and spent >= cfg.time_limit and epoch < cfg.epochs:
+                        status = "time_limit"
+                        info(f"time limit: {spent:.0f} s of epochs >= --time-limit {cfg.time_limit:g} s")
+                        break
         except KeyboardInterrupt:
             self._write_status("interrupted")
             info(
@@ -534,8 +539,9 @@ def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs:
         cfg.epochs = epochs
     cfg.validate()
     status = read_json(run_dir / "run.json").get("status") if (run_dir / "run.json").is_file() else None
-    if status in ("finished", "stopped_early"):
-        raise MaskwatchError(f"the run in {run_dir} already {status.replace('_', ' ')}; nothing to resume")
+    if status in ("finished", "stopped_early", "time_limit"):
+        done = {"time_limit": "reached its time limit"}.get(status, status.replace("_", " "))
+        raise MaskwatchError(f"the run in {run_dir} already {done}; nothing to resume")
     if epochs is not None:
         write_json(run_dir / "config.json", cfg.to_dict())
     _seed_all(cfg.seed)
