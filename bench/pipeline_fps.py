@@ -226,7 +226,7 @@ def rounds_text(results: list[tuple[Any, ...]]) -> str:
 
 
 def main() -> None:
-    from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_VIDEO_DET_SIZE
+    from maskwatch.detect.defaults import DEFAULT_DET_SIZE
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="classifier: run folder, checkpoint .pt or .onnx (default: shipped)")
@@ -234,7 +234,7 @@ def main() -> None:
     ap.add_argument("--photos-count", type=int, default=8, help="photos to generate when there are none")
     ap.add_argument("--photos-repeat", type=int, default=3, help="passes over the photos per round")
     ap.add_argument("--frames", type=int, default=300, help="frames in the synthetic video (30 fps)")
-    ap.add_argument("--video-det-size", type=int, default=DEFAULT_VIDEO_DET_SIZE)
+    ap.add_argument("--video-det-size", type=int, default=None, help="default: what detect uses (half the long side)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (sets MASKWATCH_THREADS)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
@@ -245,6 +245,10 @@ def main() -> None:
         if args.threads < 1:
             ap.error("--threads must be at least 1")
         os.environ["MASKWATCH_THREADS"] = str(args.threads)  # read when the onnxruntime sessions are made
+    if args.video_det_size is None:
+        from maskwatch.detect.run import video_det_size as _auto
+
+        args.video_det_size = _auto(*VIDEO_SIZE)
 
     import onnxruntime
 

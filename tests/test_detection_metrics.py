@@ -230,3 +230,17 @@ def test_plot_detection_report(tmp_path):
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(x.name for x in (tmp_path / "report").iterdir()) == sorted(p.name for p in paths)
+
+
+def test_many_faces_in_one_image_still_give_ap():
+    """40 faces x 3 classes = 120 entries in one image: AP must still be computed (pycocotools' summary is fixed at
+    100 detections per image and class; one entry per face and class stays under it)."""
+    classes = ["with_mask", "without_mask", "mask_worn_incorrectly"]
+    boxes = np.array([[10 * i, 0, 10 * i + 8, 8] for i in range(40)], dtype=np.float32)
+    labels = [classes[i % 3] for i in range(40)]
+    probs = np.array([[0.9 if c == lab else 0.05 for c in classes] for lab in labels], dtype=np.float32)
+    gt = GroundTruth("crowd", boxes, labels)
+    pred = Prediction("crowd", boxes, np.ones(40, np.float32), labels, probs.max(1), probs)
+    m = detection_metrics([gt], [pred], classes)
+    assert m["map50"] == pytest.approx(1.0)
+    assert all(v == pytest.approx(1.0) for v in m["ap50"].values())

@@ -27,7 +27,6 @@ from maskwatch.detect.defaults import (
     DEFAULT_DET_SIZE,
     DEFAULT_DET_THRESHOLD,
     DEFAULT_MARGIN,
-    DEFAULT_VIDEO_DET_SIZE,
 )
 from maskwatch.errors import MaskwatchError
 from maskwatch.progress import console
@@ -365,8 +364,12 @@ def detect(
     every: Annotated[int, typer.Option(help="Process every N-th frame of videos and streams.")] = 1,
     det_size: DetSizeOpt = DEFAULT_DET_SIZE,
     video_det_size: Annotated[
-        int, typer.Option(help="Face detector input for video, webcam and streams (long side; 0: native).")
-    ] = DEFAULT_VIDEO_DET_SIZE,
+        int | None,
+        typer.Option(
+            help="Face detector input for video, webcam and streams (long side; 0: native; default: half the frame's"
+            " long side, 320 to 800)."
+        ),
+    ] = None,
     det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
     tiles: TilesOpt = 0,
     margin: MarginOpt = DEFAULT_MARGIN,

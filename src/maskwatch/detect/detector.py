@@ -196,6 +196,8 @@ class CenterFace:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # Two sessions (detector, classifier) share the cores: idle threads must not spin and steal them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 

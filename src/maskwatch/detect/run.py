@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.detect.annotate import Annotator
-from maskwatch.detect.defaults import DEFAULT_VIDEO_DET_SIZE
+from maskwatch.detect.defaults import DEFAULT_DET_SIZE, VIDEO_DET_MIN, VIDEO_DET_SCALE
 from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs
 from maskwatch.detect.tracking import TrackedPipeline, summarise
@@ -41,7 +41,7 @@ class DetectOptions:
     track: bool = True
     landmarks: bool = False
     classify_every: int = 3  # video: classify a tracked face every N processed frames (1: every frame)
-    video_det_size: int | None = DEFAULT_VIDEO_DET_SIZE  # detector input for video/webcam/streams (None: as photos)
+    video_det_size: int | None = None  # detector input for video/webcam/streams (None: auto, see video_det_size)
 
 
 @dataclass
@@ -52,6 +52,7 @@ class SourceSummary:
     faces: int = 0
     seconds: float = 0.0
     output: str | None = None
+    det_size: int | None = None  # the detector input used for video
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,6 +80,7 @@ class DetectReport:
                     "faces": s.faces,
                     "fps": round(s.fps, 2),
                     "output": s.output,
+                    "det_size": s.det_size,
                     **({"summary": s.summary} if s.summary else {}),
                 }
                 for s in self.sources
@@ -205,6 +207,11 @@ def detect_sources(
     return report
 
 
+def video_det_size(width: int, height: int) -> int:
+    """The default detector input for video: half the frame's long side, within [VIDEO_DET_MIN, DEFAULT_DET_SIZE]."""
+    return int(min(DEFAULT_DET_SIZE, max(VIDEO_DET_MIN, round(max(width, height) * VIDEO_DET_SCALE))))
+
+
 def video_pipeline(pipeline: Pipeline, size: int | None) -> Pipeline:
     """The pipeline with its detector at the video input size (when the detector can change it)."""
     resized = getattr(pipeline.detector, "resized", None)
@@ -233,7 +240,6 @@ def _run_stream(
     from maskwatch.progress import make_progress
 
     summary = SourceSummary(inp.name(), inp.kind)
-    pipeline = video_pipeline(pipeline, opts.video_det_size)
     tracked: TrackedPipeline | None = None
     writer: VideoWriter | None = None
     total = None if quiet() else _frame_count(inp, opts)
@@ -248,6 +254,11 @@ def _run_stream(
                     _report_error(report, item)
                     continue
                 frame: Frame = item
+                if summary.frames == 0:
+                    height, width = frame.image.shape[:2]
+                    size = opts.video_det_size if opts.video_det_size is not None else video_det_size(width, height)
+                    pipeline = video_pipeline(pipeline, size)
+                    summary.det_size = size
                 if tracked is None and opts.track:
                     fps = (frame.fps or 25.0) / max(1, opts.every)
                     tracked = TrackedPipeline(pipeline, fps, classify_every=opts.classify_every)

@@ -25,6 +25,7 @@ Choices, in one place:
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ _COCO_AREAS: dict[tuple[float, float], tuple[str, int]] = {
     (96.0, math.inf): ("large", 3),
 }
 MASKED: frozenset[str] = frozenset({WITH_MASK, MASK_WORN_INCORRECTLY})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -207,17 +210,20 @@ def _map50(
             labels = np.tile(np.arange(k, dtype=np.int64), len(boxes))
             scores = (det[:, None] * np.asarray(p.probs, dtype=np.float32).reshape(-1, k)).reshape(-1)
             boxes = np.repeat(boxes, k, axis=0)
-        most = max(most, len(boxes))
+        most = max(most, len(p.boxes))  # detections per image and class: one per face
         detections.append(
             {"boxes": torch.as_tensor(boxes), "scores": torch.as_tensor(scores), "labels": torch.as_tensor(labels)}
         )
-    # COCO keeps maxDets detections per image and class: never let it truncate ours
+    # COCO keeps the best 100 detections per image and class (its summary is fixed at 100: another value makes
+    # pycocotools report -1). Each class gets one entry per face, so this only truncates images of > 100 faces.
+    if most > 100:
+        log.warning("an image has %d detected faces; AP50 counts its best 100 per class (COCO's rule)", most)
     metric = MeanAveragePrecision(
         iou_type="bbox",
         iou_thresholds=[0.5],
         class_metrics=True,
         extended_summary=True,
-        max_detection_thresholds=[1, 10, max(100, most)],
+        max_detection_thresholds=[1, 10, 100],
     )
     metric.warn_on_many_detections = False
     with warnings.catch_warnings():

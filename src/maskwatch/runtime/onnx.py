@@ -112,6 +112,8 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or _onnx_threads()
         options.inter_op_num_threads = 1
+        # Two sessions (detector, classifier) share the cores: idle threads must not spin and steal them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
