@@ -55,3 +55,18 @@ def test_frozen_efficientnet_reaches_098_on_the_grouped_split(monkeypatch, real_
     result = train(cfg)
     assert result.metrics["accuracy"] >= 0.98
     assert Path(result.run_dir / "curves.png").is_file()
+
+
+def test_shipped_pipeline_on_heldout_scenes(tmp_path):
+    """The default pipeline on the 123 held-out scenes of face-mask-scenes-853 (model card figures, with a little
+    slack): a regression guard for the detector, the crop and the shipped classifier."""
+    from maskwatch.detect.pipeline import load_pipeline
+    from maskwatch.evaluate.scenes import evaluate_scenes
+
+    scenes = Path(__file__).resolve().parents[1] / "docs" / "results" / "heldout-scenes-853.txt"
+    m = evaluate_scenes(SCENES, load_pipeline(), tmp_path, split_from=scenes)
+    assert m["counts"]["images"] == 123 and m["counts"]["gt_faces_total"] == 595
+    assert m["faces"]["iou30"]["recall"] >= 0.89  # measured 0.9126
+    assert m["faces"]["iou50"]["recall"] >= 0.79  # measured 0.8168
+    assert m["mask_vs_not_accuracy"] >= 0.95  # measured 0.9733
+    assert m["map50"] >= 0.60  # measured 0.6427
