@@ -120,6 +120,14 @@ def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]
     ]
 
 
+def _overridden(req: dict) -> str:
+    """The flags that changed the preset, as a sentence ('' when none)."""
+    flags = {k: v for k, v in (req.get("overrides") or {}).items() if v is not None}
+    if not flags:
+        return ""
+    return " Overridden by flags: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in flags.items()) + "."
+
+
 def _markdown(meta: dict, rows: Sequence[dict], notes: Sequence[str]) -> str:
     req, preset, split = meta["request"], meta["preset"], meta.get("split") or {}
     cross = bool(req["eval_data"])
@@ -130,9 +138,9 @@ def _markdown(meta: dict, rows: Sequence[dict], notes: Sequence[str]) -> str:
         "",
         f"Data: {', '.join(f'`{d}`' for d in req['data'])}. One {split.get('kind', req['split'])} split "
         f"(seed {req['seed']}, saved in `split/`): {n_train} train, {n_val} validation, {n_test} test images. "
-        f"Preset `{preset['name']}`: {preset['description']}. Every model: the same split, augmentation "
-        f"`{preset['augment']}`, the budget below (epochs, time limit, early stopping on validation loss) and "
-        f"the same test images ({', '.join(map(str, tests)) or '–'}).",
+        f"Preset `{preset['name']}`: {preset['description']}.{_overridden(req)} Every model: the same split, "
+        f"augmentation `{preset['augment']}`, the budget below (epochs, time limit, early stopping on validation "
+        f"loss) and the same test images ({', '.join(map(str, tests)) or '–'}).",
         "",
     ]
     if cross:
