@@ -409,6 +409,8 @@ def detect(
         on_result=_print_faces if few else None,
     )
     for s in report.sources:
+        if s.frames == 0:  # nothing was read from it: its error line says why
+            continue
         counts = s.summary.get("counts", {})
         unit = "people" if "people" in s.summary else "faces"
         pct = s.summary.get("percent", {})
