@@ -528,6 +528,29 @@ def models_cmd() -> None:
     console.print(table)
 
 
+@data_app.command("synth")
+@friendly
+def data_synth(
+    faces: Annotated[
+        list[Path], typer.Option("--faces", help="Data sets whose without_mask faces are drawn on (repeatable).")
+    ],
+    out: Annotated[Path, typer.Option(help="New folder for the synthetic set.")],
+    per_face: Annotated[int, typer.Option(help="Synthetic images per source face.")] = 2,
+    seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 0,
+    negatives: Annotated[float, typer.Option(help="Share of hard negatives (hand, scarf, paper).")] = 0.15,
+    incorrect: Annotated[float, typer.Option(help="Share of masks worn incorrectly.")] = 0.4,
+) -> None:
+    """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
+    from maskwatch.data.synth import synthesize
+
+    report = synthesize(faces, out, per_face=per_face, seed=seed, negatives=negatives, incorrect=incorrect)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+    console.print(
+        f"{report.written} images from {report.faces - len(report.skipped)} of {report.faces} faces ({counts}); "
+        f"{len(report.skipped)} skipped (see report.json) -> {out}"
+    )
+
+
 @data_app.command("inspect")
 @friendly
 def data_inspect(

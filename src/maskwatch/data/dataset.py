@@ -111,11 +111,14 @@ def load_data(
             problems += bad
             facts = index_files([p for p, _ in files], cache, name)
             index.update(facts)
+            synthetic = _is_synthetic(root)
+            # a synthetic image is grouped with the face it was made from (its manifest names it)
+            made_from = _synthetic_sources(root, index, cache, name) if synthetic else {}
             new = []
             for path, label in files:
                 fact = facts[path]
                 if fact.ok:
-                    new.append(Sample(str(path), path, label, path, name, synthetic=_is_synthetic(root)))
+                    new.append(Sample(str(path), path, label, made_from.get(path, path), name, synthetic=synthetic))
                 else:
                     problems.append(Problem(path, fact.reason or "unreadable"))
             info = {"root": name, "kind": "class_folders", "images": len(new)}
@@ -126,6 +129,17 @@ def load_data(
         datasets.append(info)
         samples += new
     return DataBundle(samples, problems, datasets, index)
+
+
+def _synthetic_sources(root: Path, index: dict, cache: Path, name: str) -> dict[Path, Path]:
+    """{image: source image} for a synthetic set whose manifest names readable sources (indexed for grouping)."""
+    from maskwatch.data.synth import read_manifest_sources
+
+    pairs = read_manifest_sources(root)
+    existing = sorted({src for src in pairs.values() if src.is_file()})
+    facts = index_files(existing, cache, f"{name}-sources") if existing else {}
+    index.update(facts)
+    return {img: src for img, src in pairs.items() if src in facts and facts[src].ok}
 
 
 def _is_synthetic(root: Path) -> bool:

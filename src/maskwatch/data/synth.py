@@ -1,0 +1,173 @@
+"""``maskwatch data synth``: masked faces made from unmasked ones, for the classes real data lacks.
+
+Every ``without_mask`` face of the given data sets (class folders, or the face crops of a VOC scene set) is run
+through maskwatch's own face detector for its box and 5 landmarks; then ``per_face`` variants are drawn
+(``data/synth_draw.py``): a mask worn correctly (``with_mask``), worn incorrectly (under the nose, on the chin,
+slipped to one side: ``mask_worn_incorrectly``) or, as hard negatives, something that is not a mask over the
+mouth (``without_mask``). Output: class folders, ``manifest.csv`` (file, label, source, style, placement, colour,
+pattern, seed) and a ``SYNTHETIC`` marker, so that ``load_data`` marks the set synthetic and groups every image
+with its source face (a grouped split never puts a synthetic face and its source on two sides).
+Each variant's random state depends only on (seed, source id, variant), so the same seed gives the same output.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.errors import MaskwatchError
+from maskwatch.io import atomic_path, write_json, write_text
+from maskwatch.labels import MASK_WORN_INCORRECTLY, WITH_MASK, WITHOUT_MASK
+from maskwatch.progress import track
+
+MANIFEST = "manifest.csv"
+MARKER = "SYNTHETIC"
+MANIFEST_COLUMNS = ("file", "label", "source", "source_id", "kind", "style", "placement", "color", "pattern", "seed")
+MIN_FACE = 24  # faces smaller than this (pixels) are too coarse to draw on
+
+
+@dataclass
+class SynthReport:
+    out: Path
+    faces: int = 0
+    written: int = 0
+    counts: Counter = field(default_factory=Counter)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def _rng(seed: int, key: str, variant: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}|{key}|{variant}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def find_face(detector, image: Image.Image) -> tuple[np.ndarray, np.ndarray] | None:
+    """The face nearest the centre of a face image: (box, landmarks) in its pixels, or None.
+
+    The image is padded by a third on each side first: face crops are tight, and the detector needs context."""
+    arr = np.asarray(image.convert("RGB"))
+    h, w = arr.shape[:2]
+    pad = max(h, w) // 3
+    padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
+    faces = detector.detect(padded)
+    if not len(faces):
+        return None
+    centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2 - pad
+    best = int(np.argmin(np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2)))
+    box = faces.boxes[best] - pad
+    if min(box[2] - box[0], box[3] - box[1]) < MIN_FACE:
+        return None
+    return box, faces.landmarks[best] - pad
+
+
+def synthesize(
+    dirs: list[str | Path],
+    out: str | Path,
+    *,
+    per_face: int = 2,
+    seed: int = 0,
+    negatives: float = 0.15,
+    incorrect: float = 0.4,
+    detector=None,
+    margin: float = 0.15,
+    min_box: int = 12,
+) -> SynthReport:
+    """Draw masks on every ``without_mask`` face of ``dirs`` into class folders under ``out``."""
+    from maskwatch.data.dataset import load_data
+    from maskwatch.data.synth_draw import OCCLUDERS, PALETTE, PATTERNS, PLACEMENTS, STYLES, draw_mask, draw_occluder
+
+    if per_face < 1:
+        raise MaskwatchError("--per-face must be at least 1")
+    if not (0 <= negatives < 1 and 0 <= incorrect < 1 and negatives + incorrect < 1):
+        raise MaskwatchError("--negatives and --incorrect are shares in [0, 1) that sum to under 1")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise MaskwatchError(f"{out} exists and is not empty: choose a new --out folder")
+    if detector is None:
+        from maskwatch.detect.detector import CenterFace
+
+        detector = CenterFace()
+    bundle = load_data([str(d) for d in dirs], margin=margin, min_box=min_box)
+    faces = [s for s in bundle.samples if s.label == WITHOUT_MASK and not s.synthetic]
+    if not faces:
+        raise MaskwatchError(f"no without_mask faces in {', '.join(map(str, dirs))}")
+    report = SynthReport(out, faces=len(faces))
+    rows: list[dict[str, object]] = []
+    colours = sorted(PALETTE)
+    for sample in track(faces, "drawing masks"):
+        try:
+            image = open_rgb(sample.path)
+        except BadImageError as exc:
+            report.skipped.append({"file": str(sample.path), "reason": exc.reason})
+            continue
+        found = find_face(detector, image)
+        if found is None:
+            report.skipped.append({"file": str(sample.path), "reason": "no face found"})
+            continue
+        box, landmarks = found
+        stem = hashlib.sha1(sample.id.encode()).hexdigest()[:10]
+        for k in range(per_face):
+            rng = _rng(seed, sample.id, k)
+            roll = rng.random()
+            row: dict[str, object] = {"source": str(sample.source), "source_id": sample.id, "seed": seed}
+            if roll < negatives:
+                kind = str(rng.choice(OCCLUDERS))
+                drawn, _ = draw_occluder(image, box, landmarks, kind=kind, rng=rng)
+                row.update(label=WITHOUT_MASK, kind="occluder", style=kind, placement="", color="", pattern="")
+            else:
+                placement = "correct" if roll >= negatives + incorrect else str(rng.choice(PLACEMENTS[1:]))
+                style, pattern, colour = str(rng.choice(STYLES)), str(rng.choice(PATTERNS)), str(rng.choice(colours))
+                drawn, _ = draw_mask(
+                    image,
+                    box,
+                    landmarks,
+                    style=style,
+                    placement=placement,
+                    color=PALETTE[colour],
+                    pattern=pattern,
+                    rng=rng,
+                )
+                label = WITH_MASK if placement == "correct" else MASK_WORN_INCORRECTLY
+                row.update(label=label, kind="mask", style=style, placement=placement, color=colour, pattern=pattern)
+            rel = Path(str(row["label"])) / f"{stem}-{k}.jpg"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(out / rel) as tmp:
+                drawn.save(tmp, format="JPEG", quality=92)
+            row["file"] = rel.as_posix()
+            rows.append(row)
+            report.counts[str(row["label"])] += 1
+    report.written = len(rows)
+    if not rows:
+        raise MaskwatchError(f"no face found in any of the {len(faces)} without_mask images")
+    with atomic_path(out / MANIFEST) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: str(r["file"])))
+    write_text(out / MARKER, "made by maskwatch data synth; see manifest.csv\n")
+    write_json(
+        out / "report.json",
+        {
+            "faces": report.faces,
+            "written": report.written,
+            "counts": dict(report.counts),
+            "per_face": per_face,
+            "seed": seed,
+            "skipped": report.skipped,
+        },
+    )
+    return report
+
+
+def read_manifest_sources(root: Path) -> dict[Path, Path]:
+    """{synthetic image path: its source image path} from a synthetic set's manifest (empty when there is none)."""
+    path = root / MANIFEST
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        return {root / row["file"]: Path(row["source"]) for row in csv.DictReader(fh) if row.get("source")}

@@ -1,0 +1,120 @@
+"""``maskwatch data synth``: output layout, manifest, determinism, grouping with the source faces, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.data import load_data, make_split
+from maskwatch.data.duplicates import find_duplicates, sample_groups
+from maskwatch.data.synth import MANIFEST, synthesize
+from maskwatch.errors import MaskwatchError
+from maskwatch.runtime.classifiers import ASSETS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """A class-folder set: three unmasked face photos made from the bundled astronaut, a blank image (no face)
+    and a broken file."""
+    root = tmp_path_factory.mktemp("faces")
+    (root / "without_mask").mkdir()
+    (root / "with_mask").mkdir()
+    astro = Image.open(ASSETS / "samples" / "astronaut.jpg").convert("RGB")
+    face = astro.crop((140, 20, 310, 210))
+    face.save(root / "without_mask" / "a.jpg")
+    face.transpose(Image.FLIP_LEFT_RIGHT).save(root / "without_mask" / "b.jpg")
+    face.resize((120, 134)).rotate(8, fillcolor=(90, 90, 90)).save(root / "without_mask" / "c.jpg")
+    Image.new("RGB", (120, 120), (30, 120, 60)).save(root / "without_mask" / "blank.jpg")
+    (root / "without_mask" / "broken.jpg").write_bytes(b"not an image")
+    face.save(root / "with_mask" / "ignored.jpg")  # only without_mask faces are drawn on
+    return root
+
+
+def _rows(out):
+    with (out / MANIFEST).open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_synth_writes_class_folders_manifest_and_marker(tmp_path, faces):
+    out = tmp_path / "synth"
+    report = synthesize([faces], out, per_face=4, seed=1)
+    assert report.faces == 4  # a, b, c and the blank (the broken file is a load problem)
+    assert [s["reason"] for s in report.skipped] == ["no face found"]
+    rows = _rows(out)
+    assert len(rows) == report.written == 3 * 4
+    assert (out / "SYNTHETIC").is_file()
+    for row in rows:
+        path = out / row["file"]
+        assert path.is_file() and path.parent.name == row["label"]
+        assert row["source"].endswith(("a.jpg", "b.jpg", "c.jpg"))
+        if row["kind"] == "mask":
+            assert (row["placement"] == "correct") == (row["label"] == "with_mask")
+        else:
+            assert row["label"] == "without_mask" and row["style"] in ("hand", "scarf", "paper")
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["written"] == 12 and sum(saved["counts"].values()) == 12
+    with pytest.raises(MaskwatchError, match="not empty"):
+        synthesize([faces], out, per_face=1)
+
+
+def test_synth_is_deterministic(tmp_path, faces):
+    a, b, c = (synthesize([faces], tmp_path / n, per_face=2, seed=s) for n, s in (("a", 5), ("b", 5), ("c", 6)))
+    assert a.written == b.written == c.written
+    rows_a, rows_b, rows_c = _rows(a.out), _rows(b.out), _rows(c.out)
+    assert rows_a == rows_b
+    for row in rows_a:
+        assert (a.out / row["file"]).read_bytes() == (b.out / row["file"]).read_bytes()
+    differs = [
+        r
+        for r in rows_c
+        if not (a.out / r["file"]).exists() or (a.out / r["file"]).read_bytes() != (c.out / r["file"]).read_bytes()
+    ]
+    assert differs  # another seed, other images
+
+
+def test_synthetic_images_are_grouped_with_their_source_face(tmp_path, faces):
+    out = tmp_path / "synth"
+    synthesize([faces], out, per_face=3, seed=2)
+    bundle = load_data([str(faces), str(out)])
+    synthetic = [s for s in bundle.samples if s.synthetic]
+    assert synthetic and all(
+        s.source.parent.name == "without_mask" and s.source.parent.parent == faces for s in synthetic
+    )
+    report = find_duplicates(bundle.samples, bundle.index)
+    groups = sample_groups(bundle.samples, report)
+    for seed in range(5):
+        split = make_split(bundle.samples, groups, kind="grouped", seed=seed)
+        where = {}
+        for part, members in (("train", split.train), ("val", split.val), ("test", split.test)):
+            for s in members:
+                where.setdefault(s.source, set()).add(part)
+        assert all(len(parts) == 1 for parts in where.values())  # no source face on two sides
+
+
+def test_synth_cli_and_bad_inputs(tmp_path, faces):
+    out = tmp_path / "cli"
+    result = runner.invoke(app, ["data", "synth", "--faces", str(faces), "--out", str(out), "--per-face", "1"])
+    assert result.exit_code == 0, result.output
+    assert "3 images from 3 of 4 faces" in result.output
+    for args, needle in [
+        (["--faces", str(faces), "--out", str(out)], "not empty"),
+        (["--faces", str(faces), "--out", str(tmp_path / "x"), "--per-face", "0"], "--per-face"),
+        (["--faces", str(faces), "--out", str(tmp_path / "y"), "--negatives", "0.7", "--incorrect", "0.5"], "shares"),
+        (["--faces", str(tmp_path / "missing"), "--out", str(tmp_path / "z")], "not found"),
+    ]:
+        bad = runner.invoke(app, ["data", "synth", *args])
+        assert bad.exit_code == 2, (args, bad.output)
+        assert needle in bad.output and len(bad.output.strip().splitlines()) == 1
+    blank = tmp_path / "blank"
+    (blank / "without_mask").mkdir(parents=True)
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(blank / "without_mask" / "x.jpg")
+    none = runner.invoke(app, ["data", "synth", "--faces", str(blank), "--out", str(tmp_path / "n")])
+    assert none.exit_code == 2 and "no face found" in none.output
