@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -15,12 +15,7 @@ from maskwatch.data.crops import crop_square
 from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.detect.detector import FaceDetector, Faces, create_detector
 from maskwatch.errors import MaskwatchError
-
-
-class FaceClassifier(Protocol):
-    labels: list[str]
-
-    def predict_images(self, images: list[Image.Image]) -> np.ndarray: ...
+from maskwatch.runtime.classifiers import FaceClassifier
 
 
 @dataclass
