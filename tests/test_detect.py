@@ -213,6 +213,7 @@ def test_video_round_trip_with_tracking(tmp_path, astronaut):
     ids = {x["faces"][0]["track_id"] for x in lines[2:]}
     assert len(ids) == 1 and None not in ids  # one person, one track, from the second frame on
     assert "1 people" in result.output
+    assert "face(s)" not in result.output  # the per-photo table is for a single photo, not every frame
     info = read_video_info(saved / "walk.mp4")
     assert info["frames"] == 24 and info["codec"] == "h264" and (info["width"], info["height"]) == (320, 240)
     every = _run("detect", video, "--jsonl", jsonl, "--every", "5", "--max-frames", "3", "--no-save")

@@ -391,7 +391,9 @@ def detect(
     if max_frames is not None and max_frames < 1:
         raise MaskwatchError("--max-frames must be at least 1")
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin)
-    few = len(sources) == 1 and Path(sources[0]).is_file()
+    from maskwatch.data.images import is_image_name
+
+    one_photo = len(sources) == 1 and Path(sources[0]).is_file() and is_image_name(Path(sources[0]))
     report = detect_sources(
         sources,
         pipeline,
@@ -406,7 +408,7 @@ def detect(
             video_det_size=video_det_size,
             classify_every=classify_every,
         ),
-        on_result=_print_faces if few else None,
+        on_result=_print_faces if one_photo else None,
     )
     for s in report.sources:
         if s.frames == 0:  # nothing was read from it: its error line says why
