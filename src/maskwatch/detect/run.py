@@ -62,32 +62,12 @@ class SourceSummary:
 
 @dataclass
 class DetectReport:
-    sources: list[SourceSummary] = field(default_factory=list)
+    sources: list[SourceSummary] = field(default_factory=list)  # all photos together as one, then each video
     errors: list[SourceError] = field(default_factory=list)
-    image_summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
         return bool(self.errors)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sources": [
-                {
-                    "source": s.source,
-                    "kind": s.kind,
-                    "frames": s.frames,
-                    "faces": s.faces,
-                    "fps": round(s.fps, 2),
-                    "output": s.output,
-                    "det_size": s.det_size,
-                    **({"summary": s.summary} if s.summary else {}),
-                }
-                for s in self.sources
-            ],
-            "images": self.image_summary,
-            "errors": [{"source": e.source, "reason": e.reason} for e in self.errors],
-        }
 
 
 def _safe_name(text: str) -> str:
@@ -185,7 +165,7 @@ def detect_sources(
                         images_summary.faces += len(result.faces)
                         image_labels.extend(f.label for f in result.faces)
                         emit(result)
-                        if annotator and (outputs or display):
+                        if annotator:
                             drawn = annotator.draw(item.image, result)
                             if outputs:
                                 Image.fromarray(drawn).save(outputs.path(inp, ".jpg"), quality=92)
@@ -203,7 +183,6 @@ def detect_sources(
             jsonl.close()
         if display:
             display.close()
-    report.image_summary = images_summary.summary
     return report
 
 
@@ -242,13 +221,12 @@ def _run_stream(
     summary = SourceSummary(inp.name(), inp.kind)
     tracked: TrackedPipeline | None = None
     writer: VideoWriter | None = None
-    total = None if quiet() else _frame_count(inp, opts)
     if opts.track:
         import trackers  # noqa: F401 - imported before the clock starts (a second on first use)
     start = time.perf_counter()
     try:
         with make_progress(TextColumn("{task.fields[fps]:.1f} FPS")) as progress:
-            task = progress.add_task(inp.name(), total=total, fps=0.0)
+            task = progress.add_task(inp.name(), total=opts.max_frames, fps=0.0)
             for item in iter_frames(inp, every=opts.every, max_frames=opts.max_frames):
                 if isinstance(item, SourceError):
                     _report_error(report, item)
@@ -259,9 +237,12 @@ def _run_stream(
                     size = opts.video_det_size if opts.video_det_size is not None else video_det_size(width, height)
                     pipeline = video_pipeline(pipeline, size)
                     summary.det_size = size
-                if tracked is None and opts.track:
-                    fps = (frame.fps or 25.0) / max(1, opts.every)
-                    tracked = TrackedPipeline(pipeline, fps, classify_every=opts.classify_every)
+                    rate = (frame.fps or 25.0) / opts.every  # processed frames per second of the source
+                    if frame.frames:  # a video file: the progress bar gets its length
+                        todo = -(-frame.frames // opts.every)
+                        progress.update(task, total=min(todo, opts.max_frames) if opts.max_frames else todo)
+                    if opts.track:
+                        tracked = TrackedPipeline(pipeline, rate, classify_every=opts.classify_every)
                 if tracked:
                     result = tracked.process(frame.image, inp.name(), frame.index or 0)
                 else:
@@ -274,7 +255,7 @@ def _run_stream(
                     if outputs:
                         if writer is None:
                             path = outputs.path(inp, ".mp4")
-                            writer = VideoWriter(path, (frame.fps or 25.0) / max(1, opts.every))
+                            writer = VideoWriter(path, rate)
                             summary.output = str(path)
                         writer.write(drawn)
                     if display and not display.show(inp.name(), drawn):
@@ -287,25 +268,6 @@ def _run_stream(
         summary.seconds = time.perf_counter() - start
     if tracked:
         summary.summary = tracked.summary()
-    else:
-        summary.summary = {}
     if quiet():
         log.info("%s: %d frames, %.1f FPS", inp.name(), summary.frames, summary.fps)
     return summary
-
-
-def _frame_count(inp: Input, opts: DetectOptions) -> int | None:
-    if inp.kind != "video":
-        return opts.max_frames
-    try:
-        import cv2
-
-        cap = cv2.VideoCapture(inp.location)
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        cap.release()
-    except Exception:
-        return opts.max_frames
-    if n <= 0:
-        return opts.max_frames
-    n = -(-n // max(1, opts.every))
-    return min(n, opts.max_frames) if opts.max_frames else n

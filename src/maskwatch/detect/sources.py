@@ -47,6 +47,7 @@ class Frame:
     index: int | None  # 0-based count of decoded frames (skipped ones included); None for a still image
     image: np.ndarray  # H x W x 3, uint8, RGB, C-contiguous
     fps: float | None = None  # the source's nominal rate; None for images or when unknown
+    frames: int | None = None  # the source's frame count, where it knows one (video files)
 
 
 @dataclass
@@ -287,7 +288,7 @@ def _iter_capture(
                     logger.warning("%s: skipped %d unreadable frame(s) before frame %d", name, failures, index)
                 failures = attempts = 0
                 if wanted:
-                    yield Frame(name, index, image, fps)
+                    yield Frame(name, index, image, fps, total or None)
                     yielded += 1
                 index += 1
                 on_connection += 1

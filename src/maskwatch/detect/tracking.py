@@ -5,7 +5,7 @@ a label per track smoothed over frames, and the per-source summary (unique peopl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,13 +15,10 @@ from maskwatch.detect.pipeline import FaceResult, FrameResult, Pipeline
 
 @dataclass
 class Track:
-    first_frame: int
-    last_frame: int
+    smoothed: np.ndarray  # exponential moving average of its classifications
+    prob_sum: np.ndarray  # their sum
+    labelled_frame: int  # the frame it was last classified in
     frames: int = 0  # frames the track appeared in
-    prob_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # sum of its classifications
-    smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))  # exponential moving average of them
-    labelled_frame: int = -(10**9)  # the frame it was last classified in
-    labels: int = 0  # how many classifications
 
 
 class FaceTracker:
@@ -84,19 +81,17 @@ class FaceTracker:
         probs = np.asarray(probs, np.float64)
         track = self.tracks.get(tid)
         if track is None:
-            track = self.tracks[tid] = Track(frame, frame, 0, np.zeros_like(probs), probs.copy())
+            track = self.tracks[tid] = Track(probs.copy(), np.zeros_like(probs), frame)
         else:
             track.smoothed = self.smoothing * probs + (1 - self.smoothing) * track.smoothed
         track.labelled_frame = frame
         track.prob_sum += probs
-        track.labels += 1
         return track.smoothed
 
-    def seen(self, tid: int, frame: int) -> np.ndarray:
+    def seen(self, tid: int) -> np.ndarray:
         """Count a frame in which track ``tid`` appeared; return its smoothed probabilities."""
         track = self.tracks[tid]
         track.frames += 1
-        track.last_frame = frame
         return track.smoothed
 
     def update(self, result: FrameResult) -> FrameResult:
@@ -107,7 +102,7 @@ class FaceTracker:
             if tid is None:
                 continue
             self.observe(tid, np.array([face.probs[label] for label in self.labels]), frame)
-            _relabel(face, tid, self.seen(tid, frame), self.labels)
+            _relabel(face, tid, self.seen(tid), self.labels)
         return result
 
     def track_labels(self) -> dict[int, str]:
@@ -174,7 +169,7 @@ class TrackedPipeline:
                 continue
             if i in fresh:
                 self.tracker.observe(tid, probs[i], frame)
-            probs[i] = self.tracker.seen(tid, frame)
+            probs[i] = self.tracker.seen(tid)
         result = self.pipeline.result(image, faces, probs, source, frame)
         for face, tid in zip(result.faces, ids, strict=True):
             face.track_id = tid

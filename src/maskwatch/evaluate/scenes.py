@@ -22,6 +22,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.detection import GroundTruth, Prediction, detection_metrics, plot_detection_report
 from maskwatch.io import write_json, write_text
 from maskwatch.progress import info, track
+from maskwatch.runtime.classifiers import describe
 
 
 def split_scenes(split_from: Path, subset: str = "test") -> tuple[set[str], set[str]]:
@@ -131,16 +132,10 @@ def evaluate_scenes(
     metrics["skipped"] = skipped
     metrics["pipeline"] = {
         "detector": getattr(pipeline.detector, "describe", lambda: {"name": pipeline.detector.name})(),
-        "classifier": _describe(pipeline.classifier),
+        "classifier": describe(pipeline.classifier),
         "margin": pipeline.margin,
     }
     write_json(out / "metrics.json", metrics)
     write_text(out / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     plot_detection_report(metrics, out)
     return metrics
-
-
-def _describe(classifier: Any) -> dict[str, Any]:
-    from maskwatch.runtime.classifiers import describe
-
-    return describe(classifier)

@@ -9,6 +9,7 @@ and, when exported from a run, where it came from. Input ``images`` (N, 3, S, S)
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,30 @@ def preprocess(images: Sequence[Image.Image | np.ndarray], size: int, mean: Sequ
     batch -= np.asarray(mean, np.float32)
     batch /= np.asarray(std, np.float32)
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def onnx_threads() -> int:
+    """Threads per onnxruntime session: ``$MASKWATCH_THREADS``, else the CPUs this process may use."""
+    env = os.environ.get("MASKWATCH_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))  # honours containers and taskset
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def cpu_session(model: str | bytes, threads: int | None = None):
+    """An onnxruntime CPU session (model file path or serialised bytes) with maskwatch's settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or onnx_threads()
+    options.inter_op_num_threads = 1
+    # Two sessions (detector, classifier) share the cores: idle threads must not spin and steal them.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(model_path: str | Path, out: str | Path, *, int8: bool = False) -> dict[str, Any]:
@@ -102,21 +127,11 @@ class OnnxClassifier:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        from maskwatch.detect.detector import _onnx_threads
-
         self.path = Path(path)
         if not self.path.is_file():
             raise MaskwatchError(f"model not found: {self.path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _onnx_threads()
-        options.inter_op_num_threads = 1
-        # Two sessions (detector, classifier) share the cores: idle threads must not spin and steal them.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(str(self.path), threads)
         except Exception as exc:
             raise MaskwatchError(f"{self.path} is not a loadable ONNX model ({type(exc).__name__})") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
