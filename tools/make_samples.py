@@ -4,8 +4,8 @@ PyPI packages (no image from ../shared):
 - scikit-image's ``astronaut.png`` (NASA portrait of Eileen Collins, public domain),
 - matplotlib's ``grace_hopper.jpg`` (US Navy portrait of Grace Hopper, public domain).
 
-Masks are drawn on them procedurally from the face detector's landmarks: a light-blue pleated surgical mask
-worn correctly (nose bridge to chin) or pulled under the nose (worn incorrectly).
+Masks are drawn on them from the face detector's landmarks by maskwatch's synthetic-mask code
+(``maskwatch.data.synth_draw``): a light-blue pleated surgical mask worn correctly or pulled under the nose.
 
     .venv/bin/python tools/make_samples.py
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import skimage
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
+from maskwatch.data import synth_draw
 from maskwatch.detect.detector import CenterFace
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "assets" / "samples"
@@ -27,48 +28,19 @@ ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
 HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 
-def draw_mask(
-    image: Image.Image, box: np.ndarray, lms: np.ndarray, placement: str, color: tuple = (150, 190, 225)
-) -> Image.Image:
-    """A surgical mask as a soft-edged, shaded polygon. ``placement``: ``correct`` (covers the nose) or
-    ``under_nose`` (top edge below the nose tip)."""
-    x1, y1, x2, y2 = box
-    eye_y = (lms[0, 1] + lms[1, 1]) / 2
-    nose_y = lms[2, 1]
-    mouth_y = (lms[3, 1] + lms[4, 1]) / 2
-    top = eye_y + 0.45 * (nose_y - eye_y) if placement == "correct" else nose_y + 0.35 * (mouth_y - nose_y)
-    bottom = y2 + 0.04 * (y2 - y1)
-    w = x2 - x1
-    left, right = x1 + 0.02 * w, x2 - 0.02 * w
-    h = bottom - top
-    cx = (left + right) / 2
-    poly = [
-        (left + 0.1 * w, top),
-        (cx, top - 0.06 * h),  # raised over the nose bridge
-        (right - 0.1 * w, top),
-        (right, top + 0.3 * h),
-        (right - 0.06 * w, top + 0.65 * h),
-        (right - 0.22 * w, top + 0.92 * h),
-        (cx, bottom),
-        (left + 0.22 * w, top + 0.92 * h),
-        (left + 0.06 * w, top + 0.65 * h),
-        (left, top + 0.3 * h),
-    ]
-    alpha = Image.new("L", image.size, 0)
-    ImageDraw.Draw(alpha).polygon(poly, fill=255)
-    alpha = alpha.filter(ImageFilter.GaussianBlur(1.5))
-    # Shading: the face's own luminance modulates the mask colour (keeps lighting direction).
-    lum = np.asarray(image.convert("L"), np.float32) / 255
-    shade = 0.65 + 0.45 * lum
-    layer = np.clip(np.asarray(color, np.float32)[None, None, :] * shade[..., None], 0, 255).astype(np.uint8)
-    layer_img = Image.fromarray(layer)
-    draw = ImageDraw.Draw(layer_img)
-    for k in (0.3, 0.5, 0.7):  # pleats
-        y = top + k * (bottom - top)
-        draw.line([(left + 0.04 * w, y), (right - 0.04 * w, y)], fill=tuple(int(c * 0.8) for c in color), width=2)
-    for side in (left, right):  # ear loops
-        draw.line([(side, top + 0.1 * (bottom - top)), (side, top)], fill=(235, 235, 235), width=2)
-    return Image.composite(layer_img, image, alpha)
+def draw_mask(image: Image.Image, box: np.ndarray, lms: np.ndarray, placement: str) -> Image.Image:
+    """A light-blue pleated surgical mask, drawn by maskwatch's own synthetic-mask code."""
+    drawn, _ = synth_draw.draw_mask(
+        image,
+        box,
+        lms,
+        style="surgical",
+        placement=placement,
+        color=synth_draw.PALETTE["light_blue"],
+        pattern="pleats",
+        rng=np.random.default_rng(0),
+    )
+    return drawn
 
 
 def main() -> None:
