@@ -82,6 +82,35 @@ def test_save_and_load_round_trip(tmp_path, toy_data):
         load_split(tmp_path / "split", load_data([toy_data, more]).samples)
 
 
+def test_extended_split_places_new_images_with_their_source(tmp_path, toy_data):
+    """Synthetic images join their source face's part; the saved parts stay as they were; new sources split afresh."""
+    bundle = load_data([toy_data])
+    split = make_split(bundle.samples, seed=3)
+    save_split(split, tmp_path / "split")
+    synth = tmp_path / "synth"
+    rows = ["file,label,source"]
+    for i, s in enumerate(bundle.samples):
+        out = synth / "mask_worn_incorrectly" / f"s{i}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(s.path.read_bytes())
+        rows.append(f"mask_worn_incorrectly/s{i}.png,mask_worn_incorrectly,{s.path}")
+    (synth / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (synth / "SYNTHETIC").write_text("")
+    fresh = make_toy_dataset(tmp_path / "fresh", per_class=20, size=48, seed=9)
+    grown = load_data([toy_data, synth, fresh]).samples
+    again = load_split(tmp_path / "split", grown, extend=True)
+    part_of = {s.id: name for name, part in again.parts().items() for s in part}
+    assert sorted(part_of) == sorted(s.id for s in grown)  # every image exactly once
+    for name, part in split.parts().items():
+        assert [s.id for s in again.parts()[name] if s.id in {x.id for x in part}] == [s.id for s in part]
+    for i, s in enumerate(bundle.samples):
+        assert part_of[str((synth / "mask_worn_incorrectly" / f"s{i}.png").resolve())] == part_of[s.id]
+    new = [s for s in grown if s.dataset == str(tmp_path / "fresh")]
+    counts = Counter(part_of[s.id] for s in new)
+    assert counts == {"train": 28, "val": 6, "test": 6}  # 40 new photos at 0.7/0.15/0.15
+    assert len({again.groups[s.id] for s in new} & {again.groups[s.id] for s in bundle.samples}) == 0
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 15), st.sampled_from(["a", "b", "c"])), min_size=1, max_size=80),

@@ -80,10 +80,11 @@ def test_synth_is_deterministic(tmp_path, faces):
     assert differs  # another seed, other images
 
 
-def test_synthetic_images_are_grouped_with_their_source_face(tmp_path, faces):
+def test_synthetic_images_are_grouped_with_their_source_face(tmp_path, faces, monkeypatch):
     out = tmp_path / "synth"
     synthesize([faces], out, per_face=3, seed=2)
-    bundle = load_data([str(faces), str(out)])
+    monkeypatch.chdir(tmp_path)  # a set named by a relative path (as on the command line) must group the same way
+    bundle = load_data([str(faces), "synth"])
     synthetic = [s for s in bundle.samples if s.synthetic]
     assert synthetic and all(
         s.source.parent.name == "without_mask" and s.source.parent.parent == faces for s in synthetic

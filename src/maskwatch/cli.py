@@ -134,7 +134,12 @@ def train(
         str, typer.Option(help="grouped (near-duplicates stay together) | random (the study's protocol)")
     ] = "grouped",
     ratios: Annotated[str, typer.Option(help="train,val,test shares.")] = "0.7,0.15,0.15",
-    split_from: Annotated[Path | None, typer.Option(help="Reuse the split saved in this run or split folder.")] = None,
+    split_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reuse the split saved in this run or split folder; images it does not list join their source's part."
+        ),
+    ] = None,
     dup_threshold: Annotated[int, typer.Option(help="Near-duplicate distance in perceptual-hash bits.")] = 8,
     dup_embed: Annotated[
         float, typer.Option(help="Also group images whose embeddings have this cosine similarity (0: off; try 0.92).")

@@ -115,8 +115,15 @@ def save_split(split: Split, folder: Path) -> None:
     write_json(folder / "split.json", split.summary())
 
 
-def load_split(folder: Path, samples: list[Sample]) -> Split:
-    """Rebuild a saved split over freshly loaded samples (matched by id)."""
+def load_split(folder: Path, samples: list[Sample], *, extend: bool = False) -> Split:
+    """Rebuild a saved split over freshly loaded samples (matched by id).
+
+    Samples the saved split does not list are an error, unless ``extend``: then each new sample
+    joins the part that holds its source photo (a synthetic face goes where the face it was drawn
+    on went; a new crop of a listed scene goes where that scene went), and new samples from new
+    sources are split among themselves with the saved ratios and seed, grouped by source. The
+    listed samples keep their parts, so a test set stays exactly the test set.
+    """
     folder = Path(folder)
     if (folder / "split").is_dir():
         folder = folder / "split"
@@ -145,17 +152,59 @@ def load_split(folder: Path, samples: list[Sample]) -> Split:
         info(f"[yellow]split {folder}: {missing} listed images are no longer in the data and were left out")
     listed = {s.id for p in parts.values() for s in p}
     extra = [s for s in samples if s.id not in listed]
-    if extra:
+    kind = meta.get("kind", "grouped")
+    seed = meta.get("seed", 0)
+    ratios = tuple(meta.get("ratios", (0.7, 0.15, 0.15)))
+    if extra and not extend:
         raise MaskwatchError(
             f"the data holds {len(extra)} images that the saved split in {folder} does not list "
             f"(e.g. {extra[0].id}); use the same --data as the run that made it"
         )
-    return Split(
-        parts["train"],
-        parts["val"],
-        parts["test"],
-        kind=meta.get("kind", "grouped"),
-        seed=meta.get("seed", 0),
-        ratios=tuple(meta.get("ratios", (0.7, 0.15, 0.15))),
-        groups=groups,
-    )
+    if extra:
+        _place_new_samples(parts, groups, extra, folder, kind=kind, seed=seed, ratios=ratios)
+    return Split(parts["train"], parts["val"], parts["test"], kind=kind, seed=seed, ratios=ratios, groups=groups)
+
+
+def _place_new_samples(
+    parts: dict[str, list[Sample]],
+    groups: dict[str, int],
+    extra: list[Sample],
+    folder: Path,
+    *,
+    kind: str,
+    seed: int,
+    ratios: tuple[float, float, float],
+) -> None:
+    """Add samples a saved split does not list: by their source's part, else split afresh (see load_split)."""
+    where: dict[Path, Counter] = defaultdict(Counter)
+    group_of_source: dict[Path, int] = {}
+    for name in SPLITS:
+        for s in parts[name]:
+            where[s.source][name] += 1
+            if s.id in groups:
+                group_of_source.setdefault(s.source, groups[s.id])
+    next_group = max(groups.values(), default=-1) + 1
+    placed: Counter = Counter()
+    fresh: list[Sample] = []
+    for s in extra:
+        if s.source in where:
+            name = where[s.source].most_common(1)[0][0]
+            parts[name].append(s)
+            placed[name] += 1
+            if s.source in group_of_source:
+                groups[s.id] = group_of_source[s.source]
+        else:
+            fresh.append(s)
+    if fresh:
+        ids: dict[Path, int] = {}
+        fresh_groups = [ids.setdefault(s.source, len(ids)) for s in fresh]
+        split = make_split(fresh, fresh_groups, kind=kind, ratios=ratios, seed=seed)
+        for name, part in split.parts().items():
+            parts[name] += part
+            placed[f"{name} (new sources)"] += len(part)
+        for s in fresh:
+            groups[s.id] = next_group + split.groups[s.id]
+    from maskwatch.progress import info
+
+    detail = ", ".join(f"{n} to {name}" for name, n in sorted(placed.items()))
+    info(f"split {folder}: {len(extra)} images it does not list were added: {detail}")

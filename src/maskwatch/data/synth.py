@@ -166,8 +166,13 @@ def synthesize(
 
 def read_manifest_sources(root: Path) -> dict[Path, Path]:
     """{synthetic image path: its source image path} from a synthetic set's manifest (empty when there is none)."""
+    root = Path(root).resolve()  # the loader resolves image paths: keys must match them however the set was named
     path = root / MANIFEST
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as fh:
-        return {root / row["file"]: Path(row["source"]) for row in csv.DictReader(fh) if row.get("source")}
+        return {
+            (root / row["file"]).resolve(): Path(row["source"]).resolve()
+            for row in csv.DictReader(fh)
+            if row.get("source")
+        }

@@ -138,7 +138,7 @@ class _Run:
         if resuming and (split_dir / "split.json").is_file():
             self.split = load_split(split_dir, self.bundle.samples)
         elif cfg.split_from:
-            self.split = load_split(Path(cfg.split_from), self.bundle.samples)
+            self.split = load_split(Path(cfg.split_from), self.bundle.samples, extend=True)
             save_split(self.split, split_dir)
         else:
             report = find_duplicates(
