@@ -327,6 +327,19 @@ def test_evaluate_detect_on_generated_scenes(tmp_path, astronaut):
     assert m["faces"]["iou50"]["recall"] == 1.0 and m["faces"]["iou50"]["precision"] == 1.0
     assert m["label_accuracy"] == 1.0 and m["ap50"]["without_mask"] == pytest.approx(1.0)
     assert (out / "predictions.jsonl").is_file() and (out / "detection_confusion.png").is_file()
+    # two models side by side on the same scenes (here the shipped one twice: every change is exactly 0)
+    from maskwatch.runtime.classifiers import default_model_path
+
+    both = tmp_path / "both"
+    model = str(default_model_path())
+    result = _run("evaluate-detect", "--data", root, "--out", both, "--model", model, "--model", model)
+    assert result.exit_code == 0, result.output
+    cmp = json.loads((both / "comparison.json").read_text())
+    assert [r["model"] for r in cmp["rows"]] == ["mask-classifier", "mask-classifier-2"]
+    assert cmp["rows"][1]["ap50_without_mask"] == pytest.approx(m["ap50"]["without_mask"])
+    assert set(cmp["rows"][1]["delta"].values()) <= {0.0, None}
+    assert (both / "mask-classifier-2" / "metrics.json").is_file() and (both / "comparison.png").is_file()
+    assert "| ap50_without_mask | 1.0000 | 1.0000 (+0.0000) |" in (both / "comparison.md").read_text()
 
 
 def test_default_inference_does_not_need_torch():

@@ -30,6 +30,7 @@ from maskwatch.detect.defaults import (
 )
 from maskwatch.errors import MaskwatchError
 from maskwatch.progress import console
+from maskwatch.serve.command import register as register_serve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -251,6 +252,7 @@ def evaluate(
 
 
 register_compare(app, friendly)
+register_serve(app, friendly)
 
 
 def _print_metrics(m: dict, out: Path) -> None:
@@ -475,7 +477,15 @@ def export(
 @friendly
 def evaluate_detect(
     data: Annotated[Path, typer.Option("--data", "-d", help="Pascal VOC scene folder with face boxes.")],
-    model: ModelOpt = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="An .onnx file, checkpoint .pt or run folder (default: the shipped model). Repeat to score several"
+            " on the same scenes side by side (the first is the baseline; each gets a subfolder).",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: runs/evaluate-detect/<data>).")] = None,
     split_from: Annotated[
         Path | None,
@@ -493,10 +503,21 @@ def evaluate_detect(
     device: str = "auto",
 ) -> None:
     """Detector + classifier on annotated scenes: face recall/precision, AP50 per class, mAP50, label accuracy."""
-    from maskwatch.evaluate.scenes import evaluate_scenes
+    from maskwatch.evaluate.scenes import compare_scene_metrics, evaluate_scenes, model_names
 
-    pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin)
     out = out or Path("runs/evaluate-detect") / data.name
+    models: list[str | None] = list(model) if model else [None]
+    if len(models) > 1:
+        names = model_names(models)
+        results = {}
+        for name, one in zip(names, models, strict=True):
+            pipeline = _pipeline(one, backend, device, det_size, det_threshold, tiles, margin)
+            results[name] = evaluate_scenes(data, pipeline, out / name, split_from=split_from, subset=subset)
+        compare_scene_metrics(results, out)
+        console.print((out / "comparison.md").read_text(encoding="utf-8"))
+        console.print(f"reports: {out}/<model>/, side by side: {out / 'comparison.md'}")
+        return
+    pipeline = _pipeline(models[0], backend, device, det_size, det_threshold, tiles, margin)
     m = evaluate_scenes(data, pipeline, out, split_from=split_from, subset=subset)
     f = m["faces"]
     table = Table(title=f"{m['counts']['images']} images, {m['counts']['gt_faces_total']} faces")

@@ -139,3 +139,94 @@ def evaluate_scenes(
     write_text(out / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     plot_detection_report(metrics, out)
     return metrics
+
+
+def model_names(models: list[str | None]) -> list[str]:
+    """Short unique names for a report: a run folder's name, a file's stem, ``shipped`` for the default model."""
+    names: list[str] = []
+    for model in models:
+        if model is None:
+            base = "shipped"
+        else:
+            path = Path(model)
+            base = path.name if path.is_dir() else path.stem
+            if base in ("best", "last", "model") and path.parent.name:
+                base = path.parent.name
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def compare_scene_metrics(results: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Side by side: the metrics of several models on the same scenes, and each one's change from the first
+    (the baseline). Writes comparison.json, comparison.md and comparison.png (AP50 per class) to ``out``."""
+    names = list(results)
+    base = results[names[0]]
+    selections = {json.dumps(m.get("selection"), sort_keys=True) for m in results.values()}
+    counts = {json.dumps(m["counts"], sort_keys=True) for m in results.values()}
+    if len(selections) != 1 or len(counts) != 1:
+        raise MaskwatchError("the models were not scored on the same scenes; cannot put them side by side")
+    labels = list(base["ap50"])
+    rows = []
+    for name in names:
+        m = results[name]
+        row: dict[str, Any] = {
+            "model": name,
+            "map50": m["map50"],
+            **{f"ap50_{label}": m["ap50"].get(label) for label in labels},
+            "label_accuracy": m["label_accuracy"],
+            "mask_vs_not_accuracy": m["mask_vs_not_accuracy"],
+            "face_recall_iou50": m["faces"]["iou50"]["recall"],
+            **{f"map50_{size}": m["by_size"][size]["map50"] for size in m["by_size"]},
+        }
+        rows.append(row)
+    keys = [k for k in rows[0] if k != "model"]
+    for row in rows:
+        row["delta"] = {
+            k: None if row[k] is None or rows[0][k] is None else round(row[k] - rows[0][k], 4) for k in keys
+        }
+    summary = {"baseline": names[0], "labels": labels, "counts": base["counts"], "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "comparison.json", summary)
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    signed = lambda v: "" if v is None else f" ({v:+.4f})"  # noqa: E731
+    lines = [
+        f"Same {base['counts']['images']} scenes, {base['counts']['gt_faces_total']} faces; "
+        f"change from `{names[0]}` in brackets.",
+        "",
+        "| metric | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for k in keys:
+        cells = [fmt(r[k]) + (signed(r["delta"][k]) if i else "") for i, r in enumerate(rows)]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    write_text(out / "comparison.md", "\n".join(lines) + "\n")
+    _plot_comparison(rows, labels, out / "comparison.png")
+    return summary
+
+
+def _plot_comparison(rows: list[dict], labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from maskwatch.io import save_figure
+
+    groups = ["mAP50", *labels]
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(groups), 3.8))
+    for i, row in enumerate(rows):
+        values = [row["map50"], *(row[f"ap50_{label}"] for label in labels)]
+        xs = [g + (i - (len(rows) - 1) / 2) * width for g in range(len(groups))]
+        bars = ax.bar(xs, [v or 0 for v in values], width, label=row["model"])
+        ax.bar_label(bars, labels=["n/a" if v is None else f"{v:.2f}" for v in values], fontsize=7)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("AP50")
+    ax.set_title("Held-out scenes: AP50 per class")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save_figure(path, fig)
