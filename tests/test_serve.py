@@ -1,0 +1,405 @@
+"""``maskwatch serve``: every endpoint, every bad input, the event log, auth, CORS, back-pressure, a schema fuzz."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from PIL import Image
+from starlette.websockets import WebSocketDisconnect
+
+from maskwatch.data.crops import crop_square
+from maskwatch.detect.pipeline import load_pipeline
+from maskwatch.serve.app import create_app
+from maskwatch.serve.inference import Busy, InferenceQueue
+from maskwatch.serve.settings import ServeSettings
+from maskwatch.serve.store import Event, EventStore
+
+SAMPLES = resources.files("maskwatch") / "assets" / "samples"
+GROUP = (SAMPLES / "group.jpg").read_bytes()
+ASTRONAUT = (SAMPLES / "astronaut.jpg").read_bytes()
+KEY = "secret-key-123"
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return load_pipeline()
+
+
+def make_client(tmp_path: Path, pipeline, **kw) -> TestClient:
+    cfg = ServeSettings(db=tmp_path / "events.sqlite", **kw)
+    return TestClient(create_app(cfg, pipeline=pipeline))
+
+
+@pytest.fixture
+def client(tmp_path, pipeline):
+    with make_client(tmp_path, pipeline) as c:
+        yield c
+
+
+def png_bytes(w: int, h: int, mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (w, h), 128 if mode == "L" else (128, 128, 128)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def bomb_png(w: int, h: int) -> bytes:
+    """A tiny PNG file that claims w x h pixels (a 1-bit image of zeros compresses to almost nothing)."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + b"\x00" * ((w + 7) // 8)
+    raw = zlib.compress(row * h, 9)
+    ihdr = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+# ---------------------------------------------------------------------------------------------------------- API
+
+
+def test_health_names_model_detector_and_labels(client):
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["auth"] is False
+    assert body["labels"] == ["with_mask", "without_mask", "mask_worn_incorrectly"]
+    assert body["model"]["backend"] == "onnxruntime" and body["detector"]["name"] == "CenterFace"
+    assert all(c.startswith("#") and len(c) == 7 for c in body["colors"].values())
+
+
+def test_detect_returns_the_pipelines_json_for_multipart_and_raw_bodies(client, pipeline):
+    expected = pipeline.process(np.asarray(Image.open(io.BytesIO(GROUP)).convert("RGB")), source="group.jpg")
+    r = client.post("/api/v1/detect", files={"file": ("group.jpg", GROUP, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert r.json() == expected.to_json()  # the same library call as `maskwatch detect --jsonl`
+    assert len(expected.faces) >= 3 and r.headers["x-faces"] == str(len(expected.faces))
+    raw = client.post("/api/v1/detect?landmarks=true", content=ASTRONAUT, headers={"content-type": "image/jpeg"})
+    assert raw.status_code == 200
+    face = raw.json()["faces"][0]
+    assert face["label"] == "without_mask" and len(face["landmarks"]) == 5
+    assert raw.json()["source"] == "upload" and (raw.json()["width"], raw.json()["height"]) == (512, 512)
+
+
+def test_detect_annotate_returns_a_jpeg_with_boxes_drawn(client):
+    r = client.post("/api/v1/detect?annotate=true", files={"file": ("a.jpg", ASTRONAUT, "image/jpeg")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    drawn = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+    original = np.asarray(Image.open(io.BytesIO(ASTRONAUT)).convert("RGB")).astype(int)
+    assert drawn.shape == original.shape
+    assert (np.abs(drawn - original).max(axis=2) > 80).sum() > 300  # a box outline, not JPEG noise
+
+
+def test_classify_labels_each_crop_like_the_classifier(client, pipeline):
+    image = Image.open(io.BytesIO(ASTRONAUT)).convert("RGB")
+    faces = pipeline.detect(np.asarray(image))
+    crop = crop_square(image, faces.boxes[0], pipeline.margin)
+    buf = io.BytesIO()
+    crop.save(buf, "PNG")
+    files = [("file", ("face.png", buf.getvalue(), "image/png")), ("file", ("face2.png", buf.getvalue(), "image/png"))]
+    r = client.post("/api/v1/classify", files=files)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["source"] for x in results] == ["face.png", "face2.png"]
+    want = pipeline.classifier.predict_images([crop])[0]
+    assert results[0]["label"] == pipeline.labels[int(want.argmax())] == "without_mask"
+    assert results[0]["probs"]["without_mask"] == pytest.approx(float(want[1]), abs=1e-5)
+    assert sum(results[0]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "needle"),
+    [
+        ({"content": b""}, 400, "empty body"),
+        ({"files": {"file": ("x.jpg", b"", "image/jpeg")}}, 400, "empty file"),
+        ({"content": b"hello, I am text", "headers": {"content-type": "text/plain"}}, 415, "not an image"),
+        ({"files": {"file": ("notes.txt", b"not an image at all", "text/plain")}}, 415, "notes.txt: not an image"),
+        ({"content": GROUP[:3000]}, 422, "truncated image"),
+        ({"content": png_bytes(64, 64)[:60]}, 422, "upload:"),
+        ({"data": {"other": "field"}, "files": {"nofile": ("a.jpg", GROUP, "image/jpeg")}}, 400, "field 'file'"),
+        ({"content": b"--xx\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=xx"}}, 400, ""),
+        ({"content": bomb_png(20_000, 20_000)}, 413, "too many pixels"),
+        (
+            {"files": [("file", ("a.jpg", GROUP, "image/jpeg")), ("file", ("b.jpg", GROUP, "image/jpeg"))]},
+            400,
+            "one image per request",
+        ),
+    ],
+)
+def test_bad_uploads_get_a_one_line_4xx(client, kwargs, status, needle):
+    r = client.post("/api/v1/detect", **kwargs)
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert needle in detail and "\n" not in detail
+    assert client.get("/api/v1/health").status_code == 200  # still serving
+
+
+def test_size_and_pixel_limits_are_settings(tmp_path, pipeline):
+    with make_client(tmp_path, pipeline, max_upload_bytes=20_000, max_pixels=100 * 100) as c:
+        big = c.post("/api/v1/detect", content=GROUP)  # 67 kB declared in Content-Length
+        assert big.status_code == 413 and "over the limit" in big.json()["detail"]
+        multi = c.post("/api/v1/classify", files={"file": ("g.jpg", GROUP, "image/jpeg")})
+        assert multi.status_code == 413
+
+        def chunks():  # no Content-Length: counted while streaming
+            for i in range(0, len(GROUP), 4096):
+                yield GROUP[i : i + 4096]
+
+        streamed = c.post("/api/v1/detect", content=chunks())
+        assert streamed.status_code == 413
+        pixels = c.post("/api/v1/classify", content=png_bytes(101, 100))
+        assert pixels.status_code == 413 and "101x100" in pixels.json()["detail"]
+        assert c.post("/api/v1/classify", content=png_bytes(100, 100)).status_code == 200
+
+
+def test_bad_query_parameters_are_one_line_422(client):
+    for url in (
+        "/api/v1/stats?from=yesterday",
+        "/api/v1/stats?bucket=year",
+        "/api/v1/stats?from=2026-01-02&to=2026-01-01",
+        "/api/v1/stats?from=2000-01-01&to=2026-01-01&bucket=minute",
+        "/api/v1/events.csv?to=nope",
+    ):
+        r = client.get(url)
+        assert r.status_code == 422, url
+        assert isinstance(r.json()["detail"], str) and "\n" not in r.json()["detail"]
+    assert client.post("/api/v1/detect?annotate=maybe", content=ASTRONAUT).status_code == 422
+
+
+# ------------------------------------------------------------------------------------------ event log and stats
+
+
+def test_every_detection_is_logged_and_counted(client):
+    for source in ("gate", "gate", "lobby"):
+        assert client.post(f"/api/v1/detect?source={source}", content=GROUP).status_code == 200
+    client.post("/api/v1/detect?source=gate", content=b"junk")  # refused: not logged
+    gate = client.get("/api/v1/stats?source=gate").json()
+    every = client.get("/api/v1/stats").json()
+    per_image = client.post("/api/v1/detect?source=probe", content=GROUP).headers["x-faces"]
+    assert gate["totals"]["images"] == 2 and every["totals"]["images"] == 3
+    assert gate["totals"]["faces"] == 2 * int(per_image)
+    assert every["sources"] == ["gate", "lobby"]
+    assert sum(gate["totals"][label] for label in gate["labels"]) == gate["totals"]["faces"]
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/v1/events.csv?source=lobby").text)))
+    assert len(rows) == 1 and rows[0]["source"] == "lobby" and rows[0]["kind"] == "detect"
+    assert int(rows[0]["faces"]) == int(per_image) and rows[0]["image"] == ""
+
+
+def test_stats_buckets_by_hand(tmp_path):
+    store = EventStore(tmp_path / "s.sqlite")
+    t0 = 1_800_000_000.0 - 1_800_000_000.0 % 3600  # an hour boundary
+    store.add(Event("a", "detect", {"with_mask": 2, "without_mask": 1}, ts=t0 + 10))
+    store.add(Event("a", "detect", {"with_mask": 1}, ts=t0 + 3599))
+    store.add(Event("b", "detect", {"mask_worn_incorrectly": 1}, ts=t0 + 7200))
+    store.add(Event("a", "detect", {"with_mask": 5}, ts=t0 + 4 * 3600))  # outside [t0, t0 + 3 h)
+    out = store.stats(t0, t0 + 3 * 3600, "hour")
+    assert [s["faces"] for s in out["series"]] == [4, 0, 1]
+    assert [s["images"] for s in out["series"]] == [2, 0, 1]
+    assert out["totals"] == {"images": 3, "faces": 5, "with_mask": 3, "without_mask": 1, "mask_worn_incorrectly": 1}
+    assert store.stats(t0, t0 + 3 * 3600, "hour", "b")["totals"]["faces"] == 1
+    assert len(store.stats(t0, t0 + 3 * 3600, "minute")["series"]) == 180
+    text = "".join(store.csv_chunks(t0, t0 + 3 * 3600, chunk=1))
+    assert text.splitlines()[0].startswith("id,time,source") and len(text.splitlines()) == 4
+
+
+def test_store_images_only_when_asked(tmp_path, pipeline):
+    with make_client(tmp_path, pipeline, store_images=tmp_path / "imgs") as c:
+        r = c.post("/api/v1/detect", files={"file": ("cam.jpg", ASTRONAUT, "image/jpeg")})
+        saved = tmp_path / "imgs" / f"{int(r.headers['x-event-id']):08d}.jpg"
+        assert saved.read_bytes() == ASTRONAUT
+        assert next(csv.DictReader(io.StringIO(c.get("/api/v1/events.csv").text)))["image"] == str(saved)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: Path, port: int) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("maskwatch")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MASKWATCH_QUIET": "1"},
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def test_nothing_logged_is_lost_when_the_server_is_killed(tmp_path):
+    db, port = tmp_path / "events.sqlite", free_port()
+    proc = start_server(db, port)
+    try:
+        for _ in range(3):
+            r = httpx.post(f"http://127.0.0.1:{port}/api/v1/detect?source=door", content=ASTRONAUT, timeout=30)
+            assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    port = free_port()
+    proc = start_server(db, port)
+    try:
+        stats = httpx.get(f"http://127.0.0.1:{port}/api/v1/stats?source=door", timeout=10).json()
+        assert stats["totals"]["images"] == 3 and stats["totals"]["without_mask"] == 3
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+# ------------------------------------------------------------------------------------------ auth, CORS, pages
+
+
+def test_api_key_guards_api_and_websocket_but_not_pages(tmp_path, pipeline):
+    with make_client(tmp_path, pipeline, api_key=KEY) as c:
+        assert c.get("/api/v1/health").status_code == 401
+        assert c.get("/api/v1/health", headers={"X-API-Key": "wrong-key-000"}).status_code == 401
+        assert c.post("/api/v1/detect", content=ASTRONAUT).status_code == 401
+        assert c.get("/api/v1/health", headers={"X-API-Key": KEY}).json()["auth"] is True
+        assert c.get("/").status_code == 200 and c.get("/dashboard").status_code == 200
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect("/api/v1/live") as ws:
+            ws.receive_json()
+        with c.websocket_connect(f"/api/v1/live?api_key={KEY}") as ws:
+            ws.send_bytes(ASTRONAUT)
+            assert len(ws.receive_json()["faces"]) == 1
+
+
+def test_cors_is_off_by_default_and_configurable(tmp_path, pipeline):
+    origin = {"Origin": "https://example.org"}
+    with make_client(tmp_path, pipeline) as c:
+        assert "access-control-allow-origin" not in c.get("/api/v1/health", headers=origin).headers
+    with make_client(tmp_path / "b", pipeline, cors_origins=["https://example.org"]) as c:
+        headers = c.get("/api/v1/health", headers=origin).headers
+        assert headers["access-control-allow-origin"] == "https://example.org"
+        other = c.get("/api/v1/health", headers={"Origin": "https://evil.example"}).headers
+        assert "access-control-allow-origin" not in other
+
+
+def test_pages_docs_and_static_files_are_served(client):
+    for path in ("/", "/live", "/dashboard"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/detect", "/api/v1/classify", "/api/v1/health", "/api/v1/stats", "/api/v1/events.csv"} <= set(paths)
+    assert client.get("/static/no-such-file.js").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------ live WebSocket
+
+
+def test_live_websocket_answers_each_frame_and_logs_samples(client):
+    with client.websocket_connect("/api/v1/live?source=webcam-1") as ws:
+        ws.send_bytes(GROUP)
+        first = ws.receive_json()
+        assert len(first["faces"]) >= 3 and first["elapsed_ms"] > 0 and first["source"] == "webcam-1"
+        ws.send_text("hello")
+        assert "binary" in ws.receive_json()["error"]
+        ws.send_bytes(b"not a jpeg")
+        assert "not an image" in ws.receive_json()["error"]
+        ws.send_bytes(ASTRONAUT)
+        assert len(ws.receive_json()["faces"]) == 1
+    stats = client.get("/api/v1/stats?source=webcam-1").json()
+    assert stats["totals"]["images"] == 1  # one sample per 5 s per stream, not every frame
+    assert stats["totals"]["faces"] == len(first["faces"])
+
+
+# ------------------------------------------------------------------------------------------ back-pressure
+
+
+def test_queue_refuses_beyond_its_bound():
+    gate = threading.Event()
+    queue = InferenceQueue(max_pending=2, workers=1)
+
+    async def main() -> list:
+        tasks = [asyncio.create_task(queue.run(gate.wait, 5)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Busy):
+            await queue.run(gate.wait, 5)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(main()) == [True, True]
+    assert queue.stats() == {"pending": 0, "max_pending": 2, "served": 2, "rejected": 1}
+    queue.shutdown()
+
+
+class SlowPipeline:
+    """Wraps the real pipeline; each call waits until released, so requests pile up."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.release = inner, threading.Event()
+        self.labels, self.classifier, self.detector, self.margin = inner.labels, inner.classifier, inner.detector, 0.25
+
+    def process(self, *args, **kwargs):
+        self.release.wait(10)
+        return self.inner.process(*args, **kwargs)
+
+
+def test_saturated_server_answers_503_without_blocking_the_event_loop(tmp_path, pipeline):
+    slow = SlowPipeline(pipeline)
+    app = create_app(ServeSettings(db=tmp_path / "e.sqlite", max_pending=2), pipeline=slow)
+
+    async def main() -> tuple[list[int], int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            posts = [asyncio.create_task(c.post("/api/v1/detect", content=ASTRONAUT)) for _ in range(4)]
+            await asyncio.sleep(0.3)
+            health = await asyncio.wait_for(c.get("/api/v1/health"), 2)  # the loop is free while models run
+            slow.release.set()
+            done = await asyncio.gather(*posts)
+            return sorted(r.status_code for r in done), health.status_code
+
+    codes, health = asyncio.run(main())
+    assert codes == [200, 200, 503, 503] and health == 200
+
+
+# ------------------------------------------------------------------------------------------ fuzz
+
+
+def test_fuzz_api_from_its_openapi_schema_has_no_server_errors(tmp_path, pipeline):
+    """Schemathesis generates requests (valid and invalid) for every operation of /openapi.json: none may get a 5xx."""
+    from hypothesis import given
+    from schemathesis.checks import not_a_server_error
+
+    app = create_app(ServeSettings(db=tmp_path / "fuzz.sqlite"), pipeline=pipeline)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 5
+    calls = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case) -> None:
+            response = case.call_and_validate(checks=[not_a_server_error])
+            calls.append(response.status_code)
+
+        check()
+    assert len(calls) >= 5 * 10 and max(calls) < 500
