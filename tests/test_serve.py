@@ -319,6 +319,9 @@ def test_live_websocket_answers_each_frame_and_logs_samples(client):
         ws.send_bytes(GROUP)
         first = ws.receive_json()
         assert len(first["faces"]) >= 3 and first["elapsed_ms"] > 0 and first["source"] == "webcam-1"
+        ws.send_bytes(GROUP)  # the same faces again: now they are tracks, with ids
+        second = ws.receive_json()
+        assert len(second["faces"]) == len(first["faces"]) and all(f["track_id"] is not None for f in second["faces"])
         ws.send_text("hello")
         assert "binary" in ws.receive_json()["error"]
         ws.send_bytes(b"not a jpeg")

@@ -386,7 +386,9 @@ def create_app(
 
     # ------------------------------------------------------------------ live webcam over a WebSocket
     @app.websocket(f"{API}/live")
-    async def live(ws: WebSocket, source: str = "webcam", api_key: str = "") -> None:
+    async def live(ws: WebSocket, source: str = "webcam", api_key: str = "", track: bool = True) -> None:
+        """One binary frame in, one JSON answer out. With ``track`` (default) faces keep a track id across frames
+        and their labels are smoothed (the same tracker as ``maskwatch detect`` on video)."""
         if settings.api_key:
             given = api_key or ws.headers.get("x-api-key", "")
             if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
@@ -395,6 +397,14 @@ def create_app(
         await ws.accept()
         source = source[:100] or "webcam"
         last_log = 0.0
+        frames = 0
+        if track:
+            from maskwatch.detect.tracking import TrackedPipeline
+
+            tracked = TrackedPipeline(pipeline)  # this connection's own tracks
+            process = tracked.process
+        else:
+            process = pipeline.process
         try:
             while True:
                 message = await ws.receive()
@@ -409,7 +419,8 @@ def create_app(
                     continue
                 t = time.perf_counter()
                 try:
-                    result = await queue.run(lambda d=data: pipeline.process(decode("frame", d), source=source))
+                    result = await queue.run(lambda d=data, i=frames: process(decode("frame", d), source, i))
+                    frames += 1
                 except HTTPException as exc:
                     await ws.send_json({"error": exc.detail})
                     continue
