@@ -150,3 +150,26 @@ def test_early_stopping(tmp_path, toy3):
     )
     result = train(cfg)
     assert result.status == "stopped_early" and result.epochs_run == 3
+
+
+def test_synthetic_data_is_reported_apart_from_real_data(tmp_path, toy3):
+    """A run with a synthetic set says so, and its test report also scores the real test images alone."""
+    synth = tmp_path / "synth"
+    (synth / "mask_worn_incorrectly").mkdir(parents=True)
+    rows = ["file,label,source"]
+    for i, src in enumerate(sorted((toy3 / "without_mask").iterdir())):
+        (synth / "mask_worn_incorrectly" / f"s{i}.png").write_bytes(src.read_bytes())
+        rows.append(f"mask_worn_incorrectly/s{i}.png,mask_worn_incorrectly,{src}")
+    (synth / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (synth / "SYNTHETIC").write_text("")
+    cfg = TrainConfig(
+        data=[str(toy3), str(synth)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0
+    )
+    train(cfg)
+    run = read_json(tmp_path / "run" / "run.json")
+    assert run["synthetic_data"] is True and [d["synthetic"] for d in run["data"]] == [False, True]
+    test = read_json(tmp_path / "run" / "metrics.json")["test"]["samples"]
+    real = read_json(tmp_path / "run" / "test-real" / "metrics.json")["test"]["samples"]
+    fake = read_json(tmp_path / "run" / "test-synthetic" / "metrics.json")["test"]["samples"]
+    test_csv = (tmp_path / "run" / "split" / "test.csv").read_text()
+    assert real + fake == test and fake == sum(str(synth.resolve()) in line for line in test_csv.splitlines()) > 0

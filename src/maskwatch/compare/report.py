@@ -136,7 +136,7 @@ def _markdown(meta: dict, rows: Sequence[dict], notes: Sequence[str]) -> str:
     lines = [
         "# Model comparison",
         "",
-        f"Data: {', '.join(f'`{d}`' for d in req['data'])}. One {split.get('kind', req['split'])} split "
+        f"Data: {', '.join(_data_name(d) for d in req['data'])}. One {split.get('kind', req['split'])} split "
         f"(seed {req['seed']}, saved in `split/`): {n_train} train, {n_val} validation, {n_test} test images. "
         f"Preset `{preset['name']}`: {preset['description']}.{_overridden(req)} Every model: the same split, "
         f"augmentation `{preset['augment']}`, the budget below (epochs, time limit, early stopping on validation "
@@ -384,3 +384,8 @@ def results_table(rows: Sequence[dict], out: Path) -> Table:
             cells += [_f(r["cross_accuracy"]), _f(r["cross_macro_f1"])]
         table.add_row(*cells)
     return table
+
+
+def _data_name(root: str) -> str:
+    """A data set as named in the report; synthetic sets (made by ``maskwatch data synth``) say so."""
+    return f"`{root}` (synthetic)" if (Path(root) / "SYNTHETIC").exists() else f"`{root}`"

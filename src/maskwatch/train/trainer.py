@@ -500,11 +500,25 @@ class _Run:
         if self.calibration:
             path = self.run_dir / "metrics.json"
             write_json(path, {**read_json(path), "calibration": self.calibration})
+        self._report_real_and_synthetic(summary)
         info(
             f"test: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
             f"ECE {metrics['ece']:.4f} on {metrics['samples']} images -> {self.run_dir / 'metrics.json'}"
         )
         return metrics
+
+    def _report_real_and_synthetic(self, summary: dict) -> None:
+        """With synthetic images in the test split, also report the real ones alone (the figure that counts) and
+        the synthetic ones alone, in ``test-real/`` and ``test-synthetic/``."""
+        test = self.split.test
+        synthetic = [i for i, s in enumerate(test) if s.synthetic]
+        if not synthetic or len(synthetic) == len(test):
+            return
+        probs = self._probs("test")
+        real = [i for i, s in enumerate(test) if not s.synthetic]
+        for name, idx in (("test-real", real), ("test-synthetic", synthetic)):
+            m = write_report(self.run_dir / name, [test[i] for i in idx], self.labels, probs[idx], summary)
+            info(f"{name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['samples']} images")
 
 
 def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
