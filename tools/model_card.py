@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--detect", type=Path, required=True, help="evaluate-detect report folder (held-out scenes)")
     ap.add_argument("--onnx", type=Path, default=Path("src/maskwatch/assets/mask-classifier.onnx"))
     ap.add_argument("--out", type=Path, default=Path("src/maskwatch/assets/MODEL_CARD.md"))
+    ap.add_argument(
+        "--ablation", type=Path, help="evaluate-detect folder with comparison.json (baseline first, this model second)"
+    )
     args = ap.parse_args()
 
     cfg = _load(args.run / "config.json")
@@ -80,17 +83,42 @@ def main() -> None:
         m = _load(folder / "metrics.json")
         evals.append((folder.name, m.get("test", m)))
     data_lines = "\n".join(
-        f"- `{Path(d['root']).name}` ({d['kind']}): "
+        f"- `{Path(d['root']).name}` ({'synthetic: `maskwatch data synth`' if d.get('synthetic') else d['kind']}): "
         + ", ".join(f"{k} {v}" for k, v in d["counts"].items())
         + (f"; {d['skipped_small']} boxes under {cfg['min_box']} px skipped" if d.get("skipped_small") else "")
         for d in run["data"]
     )
     cmd = (
         "maskwatch train --model efficientnet_lite0 "
-        + " ".join(f"--data ../shared/datasets/{Path(d).name}" for d in cfg["data"])
+        + " ".join(f"--data {d}" for d in cfg["data"])
+        + (f" --split-from {cfg['split_from']}" if cfg.get("split_from") else "")
         + f" --freeze {cfg['freeze']} --image-size {cfg['image_size']} --epochs {cfg['epochs']}"
         + f" --class-weights {cfg['class_weights']} --workers {cfg['workers']} --out {args.run}"
     )
+    synthetic = [d for d in run["data"] if d.get("synthetic")]
+    synth_text = ""
+    if synthetic:
+        report = _load(Path(synthetic[0]["root"]) / "report.json")
+        synth_text = (
+            f"\nSynthetic data: {report['written']} images drawn by `maskwatch data synth --per-face "
+            f"{report['per_face']} --seed {report['seed']}` on {report['faces'] - len(report['skipped'])} unmasked "
+            "faces of the sets above (procedural surgical, cloth and respirator masks worn correctly, under the nose, "
+            "on the chin or slipped, and hands, scarves or paper over the mouth kept `without_mask`): "
+            + ", ".join(f"{k} {v}" for k, v in report["counts"].items())
+            + ". Each synthetic image sits in the split part of the face it was drawn on, so none of the test faces"
+            " was seen in any form; the split is the one of the model without synthetic data (`--split-from`), so"
+            " both are tested on the same images.\n"
+        )
+    if args.ablation:
+        comp = _load(args.ablation / "comparison.json")
+        lines = (args.ablation / "comparison.md").read_text(encoding="utf-8").strip()
+        synth_text += (
+            f"\n### With and without synthetic data, held-out scenes\n\n`{comp['rows'][0]['model']}` is the same"
+            " training without the synthetic set (same split, settings and seed).\n\n" + lines + "\n\n"
+            f"Command: `maskwatch evaluate-detect --data ../shared/datasets/face-mask-scenes-853 --split-from "
+            f"docs/results/heldout-scenes-853.txt --model {comp['rows'][0]['model']} --model "
+            f"{comp['rows'][1]['model']} --out {args.ablation}` (models named by their run folders).\n"
+        )
     sel = det["selection"]
     pipeline = det["pipeline"]
     size_mb = args.onnx.stat().st_size / 1e6
@@ -118,7 +146,7 @@ validation {split["val"]["images"]}, test {split["test"]["images"]}. Training: s
 (crops, flips, rotation, colour, grayscale, blur, low-resolution simulation, erasing), AdamW, cosine schedule,
 label smoothing 0.1, class weights `{cfg["class_weights"]}`, early stopping on validation loss
 (best epoch {run.get("best_epoch")} of {run.get("epochs_run")} run), on this CPU (2 cores).
-
+{synth_text}
 Exact command:
 
 ```bash
