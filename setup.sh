@@ -32,6 +32,16 @@ else
     "$VENV/bin/python" -c "import maskwatch, torch, timm" || { echo "setup: install failed" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
+# The browser test (tests/test_serve_browser.py) drives Debian's Chromium with Playwright; it skips without it.
+if [ ! -x /usr/bin/chromium ] && [ "${MASKWATCH_SKIP_BROWSER:-0}" != "1" ] && command -v apt-get >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    echo "setup: installing chromium (apt) for the browser test"
+    if ! { $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; }; then
+        echo "setup: could not install chromium; the browser test will be skipped" >&2
+    fi
+fi
 if [ "${MASKWATCH_SKIP_DEMO:-0}" != "1" ]; then
     "$VENV/bin/maskwatch" demo --out runs/demo
 fi

@@ -278,10 +278,14 @@ def test_nothing_logged_is_lost_when_the_server_is_killed(tmp_path):
 
 def test_api_key_guards_api_and_websocket_but_not_pages(tmp_path, pipeline):
     with make_client(tmp_path, pipeline, api_key=KEY) as c:
-        assert c.get("/api/v1/health").status_code == 401
-        assert c.get("/api/v1/health", headers={"X-API-Key": "wrong-key-000"}).status_code == 401
+        assert c.get("/api/v1/health").json()["auth"] is True  # open: load balancers and the pages probe it
         assert c.post("/api/v1/detect", content=ASTRONAUT).status_code == 401
-        assert c.get("/api/v1/health", headers={"X-API-Key": KEY}).json()["auth"] is True
+        wrong = c.post("/api/v1/detect", content=ASTRONAUT, headers={"X-API-Key": "wrong-key-000"})
+        assert wrong.status_code == 401 and "API key" in wrong.json()["detail"]
+        assert c.get("/api/v1/stats").status_code == 401 and c.get("/api/v1/events.csv").status_code == 401
+        assert c.get("/api/v1/stats", headers={"X-API-Key": KEY}).status_code == 200
+        ok = c.post("/api/v1/detect", content=ASTRONAUT, headers={"X-API-Key": KEY})
+        assert ok.status_code == 200 and len(ok.json()["faces"]) == 1
         assert c.get("/").status_code == 200 and c.get("/dashboard").status_code == 200
         with pytest.raises(WebSocketDisconnect), c.websocket_connect("/api/v1/live") as ws:
             ws.receive_json()

@@ -183,10 +183,11 @@ def create_app(
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"[:300]}, status_code=500)
 
-    # ------------------------------------------------------------------ API key
+    # ------------------------------------------------------------------ API key (health stays open for probes)
     @app.middleware("http")
     async def _auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if settings.api_key and request.url.path.startswith(API) and request.method != "OPTIONS":
+        path = request.url.path
+        if settings.api_key and path.startswith(API) and path != f"{API}/health" and request.method != "OPTIONS":
             given = request.headers.get("x-api-key") or ""
             if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
                 return JSONResponse({"detail": "API key required or wrong (header X-API-Key)"}, status_code=401)
@@ -392,6 +393,7 @@ def create_app(
         if settings.api_key:
             given = api_key or ws.headers.get("x-api-key", "")
             if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
+                await ws.accept()  # accepted first, so that the browser sees the close reason
                 await ws.close(code=1008, reason="API key required or wrong")
                 return
         await ws.accept()
