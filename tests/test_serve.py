@@ -165,9 +165,14 @@ def test_size_and_pixel_limits_are_settings(tmp_path, pipeline):
 
         streamed = c.post("/api/v1/detect", content=chunks())
         assert streamed.status_code == 413
-        pixels = c.post("/api/v1/classify", content=png_bytes(101, 100))
+        pixels = c.post("/api/v1/detect", content=png_bytes(101, 100))
         assert pixels.status_code == 413 and "101x100" in pixels.json()["detail"]
         assert c.post("/api/v1/classify", content=png_bytes(100, 100)).status_code == 200
+        # the pixel limit holds for a whole /classify request, not for each crop
+        crops = [("file", (f"{i}.png", png_bytes(60, 60), "image/png")) for i in range(3)]
+        together = c.post("/api/v1/classify", files=crops)
+        assert together.status_code == 413 and "3 images with 10,800 pixels in all" in together.json()["detail"]
+        assert c.post("/api/v1/classify", files=crops[:2]).status_code == 200
 
 
 def test_bad_query_parameters_are_one_line_422(client):
@@ -177,6 +182,10 @@ def test_bad_query_parameters_are_one_line_422(client):
         "/api/v1/stats?from=2026-01-02&to=2026-01-01",
         "/api/v1/stats?from=2000-01-01&to=2026-01-01&bucket=minute",
         "/api/v1/events.csv?to=nope",
+        "/api/v1/events.csv?to=1e20",
+        "/api/v1/stats?to=253402300800",
+        "/api/v1/stats?to=9999-12-31T23:59:59-05:00",
+        "/api/v1/stats?from=nan",
     ):
         r = client.get(url)
         assert r.status_code == 422, url
@@ -197,7 +206,13 @@ def test_every_detection_is_logged_and_counted(client):
     assert gate["totals"]["images"] == 2 and every["totals"]["images"] == 3
     assert gate["totals"]["faces"] == 2 * int(per_image)
     assert every["sources"] == ["gate", "lobby"]
+    assert client.get("/api/v1/health").json()["model"]["path"] == "mask-classifier.onnx"  # no server paths
     assert sum(gate["totals"][label] for label in gate["labels"]) == gate["totals"]["faces"]
+    client.post("/api/v1/detect?source=%3DHYPERLINK(1)", content=ASTRONAUT)  # "=HYPERLINK(1)"
+    client.post("/api/v1/detect?source=%20", content=ASTRONAUT)  # blank: logged as "upload"
+    assert {"'=HYPERLINK(1)", "upload"} <= {
+        r["source"] for r in csv.DictReader(io.StringIO(client.get("/api/v1/events.csv").text))
+    }
     rows = list(csv.DictReader(io.StringIO(client.get("/api/v1/events.csv?source=lobby").text)))
     assert len(rows) == 1 and rows[0]["source"] == "lobby" and rows[0]["kind"] == "detect"
     assert int(rows[0]["faces"]) == int(per_image) and rows[0]["image"] == ""
@@ -221,11 +236,16 @@ def test_stats_buckets_by_hand(tmp_path):
 
 
 def test_store_images_only_when_asked(tmp_path, pipeline):
-    with make_client(tmp_path, pipeline, store_images=tmp_path / "imgs") as c:
-        r = c.post("/api/v1/detect", files={"file": ("cam.jpg", ASTRONAUT, "image/jpeg")})
-        saved = tmp_path / "imgs" / f"{int(r.headers['x-event-id']):08d}.jpg"
-        assert saved.read_bytes() == ASTRONAUT
-        assert next(csv.DictReader(io.StringIO(c.get("/api/v1/events.csv").text)))["image"] == str(saved)
+    with make_client(tmp_path, pipeline) as c:
+        c.post("/api/v1/detect", content=ASTRONAUT)
+        assert next(csv.DictReader(io.StringIO(c.get("/api/v1/events.csv").text)))["image"] == ""
+    with make_client(tmp_path / "b", pipeline, store_images=tmp_path / "imgs") as c:
+        for name in ("cam.JPG", "x" * 300 + ".jpg\\..\\..\\evil", "noext"):
+            assert c.post("/api/v1/detect", files={"file": (name, ASTRONAUT, "image/jpeg")}).status_code == 200
+        rows = list(csv.DictReader(io.StringIO(c.get("/api/v1/events.csv").text)))
+        saved = [Path(r["image"]) for r in rows]
+        assert [p.suffix for p in saved] == [".jpg", ".img", ".img"]  # extensions from a fixed list only
+        assert all(p.parent == tmp_path / "imgs" and p.read_bytes() == ASTRONAUT for p in saved)
 
 
 def free_port() -> int:
@@ -292,6 +312,23 @@ def test_api_key_guards_api_and_websocket_but_not_pages(tmp_path, pipeline):
         with c.websocket_connect(f"/api/v1/live?api_key={KEY}") as ws:
             ws.send_bytes(ASTRONAUT)
             assert len(ws.receive_json()["faces"]) == 1
+
+
+def test_posts_and_websockets_from_other_sites_are_refused(tmp_path, pipeline):
+    """A page on another site must not feed the log (CORS does not stop a form POST or a WebSocket)."""
+    evil = {"Origin": "https://evil.example"}
+    with make_client(tmp_path, pipeline) as c:
+        r = c.post("/api/v1/detect?source=forged", content=ASTRONAUT, headers=evil)
+        assert r.status_code == 403 and "evil.example" in r.json()["detail"]
+        same = c.post("/api/v1/detect", content=ASTRONAUT, headers={"Origin": "http://testserver"})
+        assert same.status_code == 200  # the server's own pages
+        assert c.post("/api/v1/detect", content=ASTRONAUT).status_code == 200  # scripts send no Origin
+        with pytest.raises(WebSocketDisconnect) as closed, c.websocket_connect("/api/v1/live", headers=evil) as ws:
+            ws.receive_json()
+        assert closed.value.code == 1008
+        assert "forged" not in c.get("/api/v1/stats").json()["sources"]
+    with make_client(tmp_path / "b", pipeline, cors_origins=["https://evil.example"]) as c:
+        assert c.post("/api/v1/detect", content=ASTRONAUT, headers=evil).status_code == 200
 
 
 def test_cors_is_off_by_default_and_configurable(tmp_path, pipeline):

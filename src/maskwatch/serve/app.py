@@ -6,27 +6,33 @@ Every request path runs the same library pipeline as ``maskwatch detect`` (``det
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from maskwatch import __version__
-from maskwatch.data.images import BadImageError, ImageTooLargeError, decode_rgb
+from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, ImageTooLargeError, decode_rgb
 from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.labels import label_color
 from maskwatch.serve.inference import Busy, InferenceQueue
@@ -34,8 +40,13 @@ from maskwatch.serve.settings import ServeSettings
 from maskwatch.serve.store import Event, EventStore, iso
 
 API = "/api/v1"
+MAX_CROPS = 32  # face crops per /classify request
+CROP_SIDE = 512  # decoded crops are shrunk to this at once (the model sees 128-224 px)
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
+log = logging.getLogger("maskwatch.serve")
 STATIC = resources.files("maskwatch") / "serve" / "static"
 MULTIPART = "multipart/form-data"
+BUSY = "server busy: too many requests waiting for the model"
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _IMAGE_BODY = {
     "requestBody": {
@@ -93,6 +104,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "empty body or malformed upload",
         401: "API key missing or wrong",
+        403: "cross-origin request from an origin not allowed with --cors",
+        408: "upload too slow",
         413: "upload or image too large",
         415: "not an image",
         422: "broken image or bad parameter",
@@ -118,14 +131,20 @@ def _parse_time(value: str | None, default: float, name: str) -> float:
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        ts = float(value)
     except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, f"{name}: not an ISO 8601 time or Unix seconds: {value[:40]!r}") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            ts = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise HTTPException(422, f"{name}: not an ISO 8601 time or Unix seconds: {value[:40]!r}") from None
+    if not 0 <= ts <= LATEST:  # also NaN
+        raise HTTPException(422, f"{name}: outside 1970-01-01 .. 9999-12-31: {value[:40]!r}")
+    return ts
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    return urlsplit(origin).netloc.lower() == host.lower()
 
 
 def create_app(
@@ -180,17 +199,31 @@ def create_app(
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _crash(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"[:300]}, status_code=500)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
 
-    # ------------------------------------------------------------------ API key (health stays open for probes)
+    # ------------------------------------------------------------------ API key (health stays open for probes), origin
+    def origin_allowed(origin: str | None, host: str) -> bool:
+        """Browsers send Origin on cross-site POSTs and WebSockets (which CORS does not cover): only the server's
+        own pages and the --cors origins may post or stream; clients that send no Origin (curl, scripts) may."""
+        return (
+            not origin or origin in settings.cors_origins or "*" in settings.cors_origins or _same_origin(origin, host)
+        )
+
+    def key_ok(given: str) -> bool:
+        return secrets.compare_digest(given.encode("utf-8", "replace"), settings.api_key.encode())  # type: ignore[union-attr]
+
     @app.middleware("http")
-    async def _auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
-        if settings.api_key and path.startswith(API) and path != f"{API}/health" and request.method != "OPTIONS":
-            given = request.headers.get("x-api-key") or ""
-            if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
+        if path.startswith(API) and request.method != "OPTIONS":
+            if settings.api_key and path != f"{API}/health" and not key_ok(request.headers.get("x-api-key") or ""):
                 return JSONResponse({"detail": "API key required or wrong (header X-API-Key)"}, status_code=401)
+            origin = request.headers.get("origin")
+            if request.method == "POST" and not origin_allowed(origin, request.headers.get("host", "")):
+                detail = f"cross-origin request from {origin[:80]} refused (allow it with --cors)"  # type: ignore[index]
+                return JSONResponse({"detail": detail}, status_code=403)
         return await call_next(request)
 
     # ------------------------------------------------------------------ reading uploads within the limits
@@ -199,12 +232,20 @@ def create_app(
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise HTTPException(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
+        if queue.full():  # refuse before reading a body that would wait anyway
+            raise HTTPException(503, BUSY, {"Retry-After": "1"})
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"upload is over the limit of {limit:,} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(settings.read_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPException(413, f"upload is over the limit of {limit:,} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise HTTPException(408, f"upload not received within {settings.read_timeout:g} s") from None
+        except ClientDisconnect:
+            raise HTTPException(400, "client disconnected during the upload") from None
         return b"".join(chunks)
 
     async def read_images(request: Request, many: bool = False) -> list[tuple[str, bytes]]:
@@ -225,9 +266,10 @@ def create_app(
             return {"type": "http.request", "body": body, "more_body": False}
 
         try:
-            form = await Request(request.scope, replay).form(max_files=64, max_fields=64)
-        except Exception as exc:  # python-multipart / Starlette parse errors
-            raise HTTPException(400, f"malformed multipart body ({type(exc).__name__})") from None
+            form = await Request(request.scope, replay).form(max_files=MAX_CROPS, max_fields=MAX_CROPS)
+        except Exception as exc:  # python-multipart / Starlette parse errors, limits
+            reason = str(getattr(exc, "detail", "") or exc or type(exc).__name__).splitlines()[0][:200]
+            raise HTTPException(400, f"malformed multipart body: {reason}") from None
         files = [v for v in form.getlist("file") if not isinstance(v, str)]
         if not files:
             raise HTTPException(400, "multipart body without a file in field 'file'")
@@ -238,9 +280,9 @@ def create_app(
             raise HTTPException(400, f"empty file: {next(n for n, d in out if not d)}")
         return out
 
-    def decode(name: str, data: bytes) -> np.ndarray:
+    def decode(name: str, data: bytes, max_pixels: int | None = None) -> Image.Image:
         try:
-            return np.asarray(decode_rgb(data, name, max_pixels=settings.max_pixels))
+            return decode_rgb(data, name, max_pixels=max_pixels or settings.max_pixels)
         except ImageTooLargeError as exc:
             raise HTTPException(413, f"{name}: {exc.reason}") from None
         except BadImageError as exc:
@@ -251,14 +293,17 @@ def create_app(
         try:
             return await queue.run(func, *args)
         except Busy:
-            busy = "server busy: too many requests waiting for the model"
-            raise HTTPException(503, busy, {"Retry-After": "1"}) from None
+            raise HTTPException(503, BUSY, {"Retry-After": "1"}) from None
 
-    def save_image(event_id: int, name: str, data: bytes) -> None:
-        if settings.store_images:
-            path = settings.store_images / f"{event_id:08d}{Path(name).suffix.lower() or '.img'}"
+    def log_event(event: Event, name: str = "", data: bytes | None = None) -> int:
+        """Keep the upload (only with --store-images), then log the event (worker thread: SQLite never blocks
+        the event loop). The file is named by a random id and an extension from a fixed list."""
+        if settings.store_images and data is not None:
+            suffix = Path(name).suffix.lower()
+            path = settings.store_images / f"{uuid.uuid4().hex}{suffix if suffix in IMAGE_EXTENSIONS else '.img'}"
             path.write_bytes(data)
-            store.set_image(event_id, str(path))
+            event.image = str(path)
+        return store.add(event)
 
     # ------------------------------------------------------------------ API
     @app.post(
@@ -276,16 +321,17 @@ def create_app(
     ) -> Any:
         ((name, data),) = await read_images(request)
 
-        def work() -> tuple[FrameResult, bytes | None]:
-            image = decode(name, data)
+        def work() -> tuple[FrameResult, bytes | None, int]:
+            image = np.asarray(decode(name, data))
             result = pipeline.process(image, source=name)
             jpeg = _annotated_jpeg(pipeline, image, result) if annotate else None
-            return result, jpeg
+            counts = result.counts(pipeline.labels)
+            event_id = log_event(
+                Event(source.strip() or "upload", "detect", counts, result.width, result.height), name, data
+            )
+            return result, jpeg, event_id
 
-        result, jpeg = await infer(work)
-        counts = result.counts(pipeline.labels)
-        event_id = store.add(Event(source, "detect", counts, result.width, result.height))
-        save_image(event_id, name, data)
+        result, jpeg, event_id = await infer(work)
         headers = {"X-Faces": str(len(result.faces)), "X-Event-Id": str(event_id)}
         if jpeg is not None:
             return Response(jpeg, media_type="image/jpeg", headers=headers)
@@ -302,22 +348,28 @@ def create_app(
         request: Request, source: Annotated[str, Query(max_length=100)] = "upload"
     ) -> dict[str, list[dict]]:
         files = await read_images(request, many=True)
+        labels = pipeline.labels
 
         def work() -> np.ndarray:
-            from PIL import Image
-
-            crops = [Image.fromarray(decode(name, data)) for name, data in files]
-            return pipeline.classifier.predict_images(crops)
+            total = sum(_pixels(data) for _, data in files)
+            if total > settings.max_pixels:  # the limit holds for the whole request, not each crop
+                raise HTTPException(413, f"{len(files)} images with {total:,} pixels in all > {settings.max_pixels:,}")
+            crops = []
+            for name, data in files:
+                crop = decode(name, data)
+                crop.thumbnail((CROP_SIDE, CROP_SIDE))
+                crops.append(crop)
+            probs = pipeline.classifier.predict_images(crops)
+            counts = {label: int((probs.argmax(1) == k).sum()) for k, label in enumerate(labels)}
+            log_event(Event(source.strip() or "upload", "classify", counts))
+            return probs
 
         probs = await infer(work)
-        labels = pipeline.labels
         results = []
         for (name, _), row in zip(files, probs, strict=True):
             k = int(np.argmax(row))
             probs_of = {label: float(v) for label, v in zip(labels, row, strict=True)}
             results.append({"source": name, "label": labels[k], "score": float(row[k]), "probs": probs_of})
-        counts = {label: sum(r["label"] == label for r in results) for label in labels}
-        store.add(Event(source, "classify", counts))
         return {"results": results}
 
     @app.get(f"{API}/health", summary="Model, detector, version and queue state")
@@ -330,7 +382,7 @@ def create_app(
             "version": __version__,
             "labels": pipeline.labels,
             "colors": {label: _hex(label) for label in pipeline.labels},
-            "model": describe(pipeline.classifier),
+            "model": {k: Path(v).name if k == "path" else v for k, v in describe(pipeline.classifier).items()},
             "detector": {
                 "name": type(det).__name__,
                 **{k: getattr(det, k) for k in ("size", "threshold", "tiles") if hasattr(det, k)},
@@ -390,14 +442,17 @@ def create_app(
     async def live(ws: WebSocket, source: str = "webcam", api_key: str = "", track: bool = True) -> None:
         """One binary frame in, one JSON answer out. With ``track`` (default) faces keep a track id across frames
         and their labels are smoothed (the same tracker as ``maskwatch detect`` on video)."""
-        if settings.api_key:
-            given = api_key or ws.headers.get("x-api-key", "")
-            if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
-                await ws.accept()  # accepted first, so that the browser sees the close reason
-                await ws.close(code=1008, reason="API key required or wrong")
-                return
+        refusal = None
+        if settings.api_key and not key_ok(api_key or ws.headers.get("x-api-key", "")):
+            refusal = "API key required or wrong"
+        elif not origin_allowed(ws.headers.get("origin"), ws.headers.get("host", "")):
+            refusal = "cross-origin WebSocket refused (allow the origin with --cors)"
+        if refusal:
+            await ws.accept()  # accepted first, so that the browser sees the close reason
+            await ws.close(code=1008, reason=refusal)
+            return
         await ws.accept()
-        source = source[:100] or "webcam"
+        source = source.strip()[:100] or "webcam"
         last_log = 0.0
         frames = 0
         if track:
@@ -407,6 +462,13 @@ def create_app(
             process = tracked.process
         else:
             process = pipeline.process
+
+        def frame_work(data: bytes, index: int, log_it: bool) -> FrameResult:
+            result = process(np.asarray(decode("frame", data)), source, index)
+            if log_it:  # the counts of one frame every --live-log-seconds, not of every frame
+                log_event(Event(source, "live", result.counts(pipeline.labels), result.width, result.height))
+            return result
+
         try:
             while True:
                 message = await ws.receive()
@@ -421,8 +483,11 @@ def create_app(
                     continue
                 t = time.perf_counter()
                 try:
-                    result = await queue.run(lambda d=data, i=frames: process(decode("frame", d), source, i))
+                    now = time.time()
+                    log_now = now - last_log >= settings.live_log_seconds
+                    result = await queue.run(frame_work, data, frames, log_now)
                     frames += 1
+                    last_log = now if log_now else last_log
                 except HTTPException as exc:
                     await ws.send_json({"error": exc.detail})
                     continue
@@ -431,10 +496,6 @@ def create_app(
                     continue
                 out = result.to_json()
                 out["elapsed_ms"] = round((time.perf_counter() - t) * 1000, 1)
-                now = time.time()
-                if now - last_log >= settings.live_log_seconds:
-                    store.add(Event(source, "live", result.counts(pipeline.labels), result.width, result.height))
-                    last_log = now
                 await ws.send_json(out)
         except WebSocketDisconnect:
             return
@@ -452,9 +513,16 @@ def create_app(
     return app
 
 
-def _annotated_jpeg(pipeline: Pipeline, image: np.ndarray, result: FrameResult) -> bytes:
-    from PIL import Image
+def _pixels(data: bytes) -> int:
+    """Width x height from the image header (0 when unreadable: decoding reports it)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size[0] * img.size[1]
+    except Exception:
+        return 0
 
+
+def _annotated_jpeg(pipeline: Pipeline, image: np.ndarray, result: FrameResult) -> bytes:
     from maskwatch.detect.annotate import Annotator
 
     buf = io.BytesIO()

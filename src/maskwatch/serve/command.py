@@ -71,4 +71,11 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         console.print(f"maskwatch serving on http://{shown}:{port}  (API docs /docs, log {db}; Ctrl+C stops)")
         if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
             console.print("[yellow]bound beyond this machine without --api-key: anyone who can reach it can use it")
-        uvicorn.run(web, host=host, port=port, log_level="warning", ws_max_size=settings.max_upload_bytes + 1024)
+        uvicorn.run(
+            web,
+            host=host,
+            port=port,
+            log_level="warning",
+            ws_max_size=settings.max_upload_bytes + 1024,
+            limit_concurrency=max(64, 4 * settings.max_pending),  # connections beyond this get 503 from uvicorn
+        )

@@ -41,6 +41,9 @@ class InferenceQueue:
                 self.pending -= 1
                 self.served += 1
 
+    def full(self) -> bool:
+        return self.pending >= self.max_pending
+
     def stats(self) -> dict[str, int]:
         names = ("pending", "max_pending", "served", "rejected")
         return {name: getattr(self, name) for name in names}

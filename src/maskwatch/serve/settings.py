@@ -14,7 +14,7 @@ class ServeSettings:
     db: Path = Path("runs/serve/events.sqlite")
     host: str = "127.0.0.1"
     port: int = 8000
-    api_key: str | None = None  # when set, /api/* and the WebSocket need it (header X-API-Key or ?api_key=)
+    api_key: str | None = None  # when set, /api/* (but health) needs header X-API-Key; the WebSocket ?api_key=
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000  # larger images are refused (413) before they are decoded
@@ -23,6 +23,7 @@ class ServeSettings:
     live_log_seconds: float = 5.0  # a live stream logs the counts of its latest frame at most this often
     store_images: Path | None = None  # save every uploaded image here (off by default)
     det_size: int | None = None  # face detector input size (None: the pipeline's default)
+    read_timeout: float = 30.0  # seconds to receive an upload (408 after)
 
     def validate(self) -> None:
         checks = [
@@ -32,7 +33,12 @@ class ServeSettings:
             (self.workers >= 1, "--workers must be at least 1"),
             (self.live_log_seconds >= 0, "--live-log-seconds must be 0 or more"),
             (0 < self.port < 65536, "--port must be between 1 and 65535"),
-            (self.api_key is None or len(self.api_key) >= 8, "--api-key must be at least 8 characters"),
+            (
+                self.api_key is None
+                or (len(self.api_key) >= 8 and self.api_key.isascii() and self.api_key.strip() == self.api_key),
+                "--api-key must be at least 8 ASCII characters, without surrounding spaces",
+            ),
+            (self.read_timeout > 0, "--read-timeout must be positive"),
         ]
         for ok, message in checks:
             if not ok:

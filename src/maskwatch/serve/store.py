@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,9 +85,18 @@ class EventStore:
         with self._lock:
             self._db.execute("UPDATE events SET image = ? WHERE id = ?", (image, event_id))
 
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own: with WAL, reads neither wait for writes nor make them wait."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            yield db
+        finally:
+            db.close()
+
     def sources(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT source FROM events ORDER BY source")]
+        with self._reader() as db:
+            return [r[0] for r in db.execute("SELECT DISTINCT source FROM events ORDER BY source")]
 
     def _where(self, start: float, end: float, source: str | None) -> tuple[str, list]:
         where, args = "ts >= ? AND ts < ?", [start, end]
@@ -101,15 +111,16 @@ class EventStore:
         first = int(start // size) * size
         n = max(1, int(-(-(end - first) // size)))
         if n > MAX_BUCKETS:
-            raise ValueError(f"{n} {bucket} buckets in that period (at most {MAX_BUCKETS}); use a larger bucket")
+            hint = "a shorter period" if bucket == "day" else "a larger bucket or a shorter period"
+            raise ValueError(f"{n} {bucket} buckets in that period (at most {MAX_BUCKETS}); use {hint}")
         where, args = self._where(start, end, source)
         sums = ", ".join(f"SUM({label})" for label in CANONICAL_LABELS)
         sql = (
             f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, COUNT(*), SUM(faces), {sums} "
             f"FROM events WHERE {where} GROUP BY b"
         )
-        with self._lock:
-            rows = {r[0]: r[1:] for r in self._db.execute(sql, [first, size, *args])}
+        with self._reader() as db:
+            rows = {r[0]: r[1:] for r in db.execute(sql, [first, size, *args])}
         keys = ["images", "faces", *CANONICAL_LABELS]
         series, totals = [], dict.fromkeys(keys, 0)
         for i in range(n):
@@ -122,23 +133,28 @@ class EventStore:
         return {"labels": list(CANONICAL_LABELS), "totals": totals, "series": series}
 
     def csv_chunks(self, start: float, end: float, source: str | None = None, chunk: int = 1000) -> Iterator[str]:
-        """The events of [start, end) as CSV text, header first, ``chunk`` rows at a time."""
+        """The events of [start, end) in time order as CSV text, header first, ``chunk`` rows at a time (keyset
+        pages on (ts, id), which the indexes serve directly)."""
         where, args = self._where(start, end, source)
         cols = ", ".join(c for c in CSV_COLUMNS if c != "time")
-        sql = f"SELECT ts, {cols} FROM events WHERE {where} AND id > ? ORDER BY id LIMIT ?"
+        sql = f"SELECT ts, {cols} FROM events WHERE {where} AND (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?"
         buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(CSV_COLUMNS)
+        csv.writer(buf).writerow(CSV_COLUMNS)
         yield buf.getvalue()
-        last = 0
-        while True:
-            with self._lock:
-                rows = self._db.execute(sql, [*args, last, chunk]).fetchall()
-            if not rows:
-                return
-            buf = io.StringIO()
-            writer = csv.writer(buf)
-            for ts, event_id, *rest in rows:
-                writer.writerow([event_id, iso(ts), *rest])
-            last = rows[-1][1]
-            yield buf.getvalue()
+        last = (-1.0, 0)
+        with self._reader() as db:
+            while True:
+                rows = db.execute(sql, [*args, *last, chunk]).fetchall()
+                if not rows:
+                    return
+                buf = io.StringIO()
+                writer = csv.writer(buf)
+                for ts, event_id, source_name, *rest in rows:
+                    writer.writerow([event_id, iso(ts), _cell(source_name), *rest])
+                last = (rows[-1][0], rows[-1][1])
+                yield buf.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A text cell spreadsheets will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
