@@ -229,7 +229,7 @@
         backgroundColor: "#4c6ef5",
         pointRadius: rows.length > 60 ? 0 : 3,
         spanGaps: true,
-        tension: 0.2,
+        tension: 0, // straight segments: a smoothed line would show values that were never measured
         yAxisID: "compliance",
         order: 1,
       });
@@ -264,6 +264,7 @@
           y: {
             stacked: true,
             beginAtZero: true,
+            grace: "5%",
             title: { display: true, text: "faces", color: textColor },
             ticks: { color: textColor, precision: 0 },
             grid: { color: gridColor },
