@@ -20,12 +20,10 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -33,34 +31,9 @@ import numpy as np
 
 os.environ["MASKWATCH_QUIET"] = "1"
 
+from maskwatch.serve.local import local_server
+
 SAMPLE = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "assets" / "samples" / "group.jpg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    exe = Path(sys.executable).with_name("maskwatch")
-    cmd = [str(exe), "serve", "--port", str(port), "--db", str(db), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"server exited: {proc.stderr.read().decode(errors='replace')[-500:] if proc.stderr else ''}"
-            )
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start within 90 s")
 
 
 async def load(url: str, body: bytes, clients: int, duration: float, warmup: float, headers: dict) -> dict:
@@ -127,18 +100,12 @@ def main() -> None:
 
     body = args.image.read_bytes()
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
-    proc = None
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if args.url:
             url = args.url.rstrip("/")
         else:
-            proc, url = start_server(Path(tmp) / "events.sqlite", ["--queue", str(args.queue)])
-        try:
-            result = asyncio.run(load(url, body, args.clients, args.duration, args.warmup, headers))
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
+            url = stack.enter_context(local_server(Path(tmp) / "events.sqlite", "--queue", str(args.queue))).url
+        result = asyncio.run(load(url, body, args.clients, args.duration, args.warmup, headers))
     result["image"] = str(args.image)
     if not args.no_baseline:
         result["baseline"] = baseline(args.image, min(args.duration, 10.0))

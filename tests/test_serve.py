@@ -5,13 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -29,6 +24,7 @@ from maskwatch.data.crops import crop_square
 from maskwatch.detect.pipeline import load_pipeline
 from maskwatch.serve.app import create_app
 from maskwatch.serve.inference import Busy, InferenceQueue
+from maskwatch.serve.local import local_server
 from maskwatch.serve.settings import ServeSettings
 from maskwatch.serve.store import Event, EventStore
 
@@ -248,49 +244,17 @@ def test_store_images_only_when_asked(tmp_path, pipeline):
         assert all(p.parent == tmp_path / "imgs" and p.read_bytes() == ASTRONAUT for p in saved)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: Path, port: int) -> subprocess.Popen:
-    exe = Path(sys.executable).with_name("maskwatch")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--db", str(db)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MASKWATCH_QUIET": "1"},
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("server did not start")
-
-
 def test_nothing_logged_is_lost_when_the_server_is_killed(tmp_path):
-    db, port = tmp_path / "events.sqlite", free_port()
-    proc = start_server(db, port)
-    try:
+    db = tmp_path / "events.sqlite"
+    with local_server(db) as server:
         for _ in range(3):
-            r = httpx.post(f"http://127.0.0.1:{port}/api/v1/detect?source=door", content=ASTRONAUT, timeout=30)
+            r = httpx.post(f"{server.url}/api/v1/detect?source=door", content=ASTRONAUT, timeout=30)
             assert r.status_code == 200
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    port = free_port()
-    proc = start_server(db, port)
-    try:
-        stats = httpx.get(f"http://127.0.0.1:{port}/api/v1/stats?source=door", timeout=10).json()
+        server.process.send_signal(signal.SIGKILL)  # no shutdown, no chance to flush anything
+        server.process.wait()
+    with local_server(db) as server:
+        stats = httpx.get(f"{server.url}/api/v1/stats?source=door", timeout=10).json()
         assert stats["totals"]["images"] == 3 and stats["totals"]["without_mask"] == 3
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 # ------------------------------------------------------------------------------------------ auth, CORS, pages

@@ -9,13 +9,6 @@ Skipped when Playwright or the Debian Chromium (``/usr/bin/chromium``) is not in
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -27,77 +20,25 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
+from maskwatch.serve.local import fake_camera_video, get_json, local_server  # noqa: E402
+
 SAMPLE = resources.files("maskwatch") / "assets/samples/group.jpg"
 STARTUP_TIMEOUT_S = 60
 TIMEOUT_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _get_json(url: str) -> dict:
-    with _NO_PROXY.open(url, timeout=5) as response:
-        return json.load(response)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     """``maskwatch serve`` on a free port with an empty event log; yields its base URL."""
     tmp = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    log = (tmp / "server.log").open("wb")
-    cmd = [sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), "--db", str(tmp / "events.sqlite")]
-    env = {**os.environ, "MASKWATCH_QUIET": "1", "MASKWATCH_CACHE": str(tmp / "cache")}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: {(tmp / 'server.log').read_text()[-2000:]}")
-            try:
-                if _get_json(f"{base}/api/v1/health").get("status") == "ok":
-                    break
-            except (OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not answer within {STARTUP_TIMEOUT_S} s")
-            time.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _fake_camera_file(path: Path) -> Path:
-    """The sample photo as a short Y4M video, for Chromium's fake camera."""
-    from PIL import Image
-
-    with resources.as_file(SAMPLE) as sample, Image.open(sample) as im:
-        image = im.convert("RGB")
-    width = 640
-    height = round(image.height * width / image.width) // 2 * 2
-    y, cb, cr = image.resize((width, height)).convert("YCbCr").split()
-    half = (width // 2, height // 2)
-    frame = b"FRAME\n" + y.tobytes() + cb.resize(half).tobytes() + cr.resize(half).tobytes()
-    path.write_bytes(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * 2)
-    return path
+    with local_server(tmp / "events.sqlite", timeout=STARTUP_TIMEOUT_S) as srv:
+        yield srv.url
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Iterator[sync_api.Page]:
-    camera = _fake_camera_file(tmp_path_factory.mktemp("camera") / "group.y4m")
+    with resources.as_file(SAMPLE) as sample:
+        camera = fake_camera_video(sample, tmp_path_factory.mktemp("camera") / "group.y4m")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -138,7 +79,7 @@ def test_upload_then_dashboard(server: str, page) -> None:
     assert "face" in canvas.get_attribute("aria-label")
 
     # the server logged the same faces
-    stats = _get_json(f"{server}/api/v1/stats?source=upload")
+    stats = get_json(f"{server}/api/v1/stats?source=upload")
     assert stats["totals"]["faces"] == faces
 
     # 2. the dashboard shows them (filtered to the upload source, so live frames cannot interfere)

@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
+from maskwatch.serve.local import fake_camera_video, get_json, local_server
 from maskwatch.serve.store import Event, EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,69 +50,11 @@ API_DETECTIONS = [
     ("cafeteria", "group.jpg"),
 ]
 
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get_json(url: str) -> dict:
-    with _NO_PROXY.open(url, timeout=5) as response:
-        return json.load(response)
-
 
 def _post_image(url: str, data: bytes) -> dict:
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "image/jpeg"}, method="POST")
-    with _NO_PROXY.open(request, timeout=120) as response:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=120) as response:
         return json.load(response)
-
-
-@contextmanager
-def _server(tmp: Path) -> Iterator[str]:
-    """``maskwatch serve`` on a free port with an empty event log in ``tmp``; yields its base URL."""
-    port = _free_port()
-    log_path = tmp / "server.log"
-    cmd = [sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), "--db", str(tmp / "events.sqlite")]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MASKWATCH_QUIET": "1"})
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"server exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
-                try:
-                    if _get_json(f"{base}/api/v1/health").get("status") == "ok":
-                        break
-                except (OSError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"server did not answer within {STARTUP_TIMEOUT_S} s")
-                time.sleep(0.25)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _fake_camera_file(path: Path) -> Path:
-    """The group photo as a short Y4M video, for Chromium's fake camera."""
-    with Image.open(SAMPLES / "group.jpg") as im:
-        image = im.convert("RGB")
-    width = 640
-    height = round(image.height * width / image.width) // 2 * 2
-    y, cb, cr = image.resize((width, height)).convert("YCbCr").split()
-    half = (width // 2, height // 2)
-    frame = b"FRAME\n" + y.tobytes() + cb.resize(half).tobytes() + cr.resize(half).tobytes()
-    path.write_bytes(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * 2)
-    return path
 
 
 def _save_png(png: bytes, path: Path) -> None:
@@ -187,7 +124,7 @@ def _add_history(db: Path, results: list[tuple[str, dict]]) -> None:
 def _dashboard_page(page: Page, base: str) -> None:
     page.goto(f"{base}/dashboard")
     page.select_option("#filter-period", "1h")  # minute buckets: the few minutes of this run are visible
-    images = _get_json(f"{base}/api/v1/stats")["totals"]["images"]
+    images = get_json(f"{base}/api/v1/stats")["totals"]["images"]
     page.wait_for_function(
         "n => document.getElementById('total-images').textContent === String(n)", arg=images, timeout=20_000
     )
@@ -202,8 +139,9 @@ def main() -> None:
         raise SystemExit(f"{CHROMIUM} is not installed (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="maskwatch-shots-") as tmp_name:
         tmp = Path(tmp_name)
-        camera = _fake_camera_file(tmp / "group.y4m")
-        with _server(tmp) as base, sync_playwright() as p:
+        camera = fake_camera_video(SAMPLES / "group.jpg", tmp / "group.y4m")
+        with local_server(tmp / "events.sqlite", timeout=STARTUP_TIMEOUT_S) as server, sync_playwright() as p:
+            base = server.url
             browser = p.chromium.launch(
                 executable_path=str(CHROMIUM),
                 headless=True,
