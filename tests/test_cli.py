@@ -119,6 +119,10 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         (("train", "--data", toy_data, "--device", "cuda:7", "--out", tmp_path / "r3"), "--device cuda:7"),
         (("train", "--data", toy_data, "--device", "tpu", "--out", tmp_path / "r4"), "unknown device"),
         (("train", "--data", toy_data / "with_mask", "--out", tmp_path / "r5"), "no usable images"),
+        (("serve", "--api-key", "short"), "--api-key must be at least 8"),
+        (("serve", "--queue", "0"), "--queue must be at least 1"),
+        (("serve", "--port", "70000"), "--port must be between"),
+        (("serve", "--model", tmp_path / "none.onnx"), "model not found"),
     ]:
         result = _run(*args)
         assert result.exit_code == 2, (args, result.output)
