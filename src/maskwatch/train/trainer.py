@@ -496,25 +496,25 @@ class _Run:
         if not self.split.test:
             info("[yellow]no test split (--ratios gives it 0): only validation metrics were written")
             return None
-        metrics = write_report(self.run_dir, self.split.test, self.labels, self._probs("test"), summary, key="test")
+        test_probs = self._probs("test")
+        metrics = write_report(self.run_dir, self.split.test, self.labels, test_probs, summary, key="test")
         if self.calibration:
             path = self.run_dir / "metrics.json"
             write_json(path, {**read_json(path), "calibration": self.calibration})
-        self._report_real_and_synthetic(summary)
+        self._report_real_and_synthetic(test_probs, summary)
         info(
             f"test: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
             f"ECE {metrics['ece']:.4f} on {metrics['samples']} images -> {self.run_dir / 'metrics.json'}"
         )
         return metrics
 
-    def _report_real_and_synthetic(self, summary: dict) -> None:
+    def _report_real_and_synthetic(self, probs: np.ndarray, summary: dict) -> None:
         """With synthetic images in the test split, also report the real ones alone (the figure that counts) and
         the synthetic ones alone, in ``test-real/`` and ``test-synthetic/``."""
         test = self.split.test
         synthetic = [i for i, s in enumerate(test) if s.synthetic]
         if not synthetic or len(synthetic) == len(test):
             return
-        probs = self._probs("test")
         real = [i for i, s in enumerate(test) if not s.synthetic]
         for name, idx in (("test-real", real), ("test-synthetic", synthetic)):
             m = write_report(self.run_dir / name, [test[i] for i in idx], self.labels, probs[idx], summary)
