@@ -119,3 +119,23 @@ def test_synth_cli_and_bad_inputs(tmp_path, faces):
     Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(blank / "without_mask" / "x.jpg")
     none = runner.invoke(app, ["data", "synth", "--faces", str(blank), "--out", str(tmp_path / "n")])
     assert none.exit_code == 2 and "no face found" in none.output
+
+
+def test_realistic_mix_follows_its_weights(tmp_path, faces):
+    from collections import Counter
+
+    from maskwatch.data.synth_draw import MIXES
+
+    out = tmp_path / "realistic"
+    synthesize([faces], out, per_face=40, seed=1, mix="realistic", negatives=0.0, incorrect=0.5)
+    rows = _rows(out)
+    assert json.loads((out / "report.json").read_text())["mix"] == "realistic"
+    wrong = Counter(r["placement"] for r in rows if r["label"] == "mask_worn_incorrectly")
+    colours = Counter(r["color"] for r in rows)
+    patterns = Counter(r["pattern"] for r in rows)
+    assert wrong.most_common(1)[0][0] == "under_nose" and wrong["under_nose"] > wrong["slipped_side"]
+    assert colours.most_common(1)[0][0] == "light_blue" and patterns.most_common(1)[0][0] == "plain"
+    weights = MIXES["realistic"]
+    assert all(abs(sum(w.values()) - 1) < 1e-9 for w in weights.values())  # each set of weights sums to 1
+    with pytest.raises(MaskwatchError, match="--mix"):
+        synthesize([faces], tmp_path / "bad", mix="pastel")

@@ -567,11 +567,18 @@ def data_synth(
     seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 0,
     negatives: Annotated[float, typer.Option(help="Share of hard negatives (hand, scarf, paper).")] = 0.15,
     incorrect: Annotated[float, typer.Option(help="Share of masks worn incorrectly.")] = 0.4,
+    mix: Annotated[
+        str,
+        typer.Option(
+            help="uniform: every style, pattern, colour and wrong placement alike | realistic: mostly plain light"
+            " masks, worn wrongly mostly under the nose (see data/synth_draw.MIXES)."
+        ),
+    ] = "uniform",
 ) -> None:
     """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
     from maskwatch.data.synth import synthesize
 
-    report = synthesize(faces, out, per_face=per_face, seed=seed, negatives=negatives, incorrect=incorrect)
+    report = synthesize(faces, out, per_face=per_face, seed=seed, negatives=negatives, incorrect=incorrect, mix=mix)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
     console.print(
         f"{report.written} images from {report.faces - len(report.skipped)} of {report.faces} faces ({counts}); "

@@ -74,16 +74,28 @@ def synthesize(
     seed: int = 0,
     negatives: float = 0.15,
     incorrect: float = 0.4,
+    mix: str = "uniform",
     detector=None,
     margin: float = 0.15,
     min_box: int = 12,
 ) -> SynthReport:
     """Draw masks on every ``without_mask`` face of ``dirs`` into class folders under ``out``."""
     from maskwatch.data.dataset import load_data
-    from maskwatch.data.synth_draw import OCCLUDERS, PALETTE, PATTERNS, PLACEMENTS, STYLES, draw_mask, draw_occluder
+    from maskwatch.data.synth_draw import (
+        MIXES,
+        OCCLUDERS,
+        PALETTE,
+        PATTERNS,
+        PLACEMENTS,
+        STYLES,
+        draw_mask,
+        draw_occluder,
+    )
 
     if per_face < 1:
         raise MaskwatchError("--per-face must be at least 1")
+    if mix not in MIXES:
+        raise MaskwatchError(f"--mix must be one of {', '.join(MIXES)}")
     if not (0 <= negatives < 1 and 0 <= incorrect < 1 and negatives + incorrect < 1):
         raise MaskwatchError("--negatives and --incorrect are shares in [0, 1) that sum to under 1")
     out = Path(out)
@@ -99,6 +111,15 @@ def synthesize(
         raise MaskwatchError(f"no without_mask faces in {', '.join(map(str, dirs))}")
     report = SynthReport(out, faces=len(faces))
     rows: list[dict[str, object]] = []
+    weights = MIXES[mix]
+
+    def pick(rng: np.random.Generator, name: str, options: tuple[str, ...] | list[str]) -> str:
+        w = weights.get(name)
+        if not w:
+            return str(rng.choice(options))
+        p = np.array([w.get(o, 0.0) for o in options], float)
+        return str(rng.choice(options, p=p / p.sum()))
+
     colours = sorted(PALETTE)
     for sample in track(faces, "drawing masks"):
         try:
@@ -121,8 +142,9 @@ def synthesize(
                 drawn, _ = draw_occluder(image, box, landmarks, kind=kind, rng=rng)
                 row.update(label=WITHOUT_MASK, kind="occluder", style=kind, placement="", color="", pattern="")
             else:
-                placement = "correct" if roll >= negatives + incorrect else str(rng.choice(PLACEMENTS[1:]))
-                style, pattern, colour = str(rng.choice(STYLES)), str(rng.choice(PATTERNS)), str(rng.choice(colours))
+                placement = "correct" if roll >= negatives + incorrect else pick(rng, "placement", PLACEMENTS[1:])
+                style, pattern = pick(rng, "style", STYLES), pick(rng, "pattern", PATTERNS)
+                colour = pick(rng, "color", colours)
                 drawn, _ = draw_mask(
                     image,
                     box,
@@ -158,6 +180,9 @@ def synthesize(
             "counts": dict(report.counts),
             "per_face": per_face,
             "seed": seed,
+            "mix": mix,
+            "negatives": negatives,
+            "incorrect": incorrect,
             "skipped": report.skipped,
         },
     )

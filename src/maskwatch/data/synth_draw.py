@@ -35,6 +35,33 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "yellow": (230, 200, 70),
 }
 
+# How often each style, pattern, colour and wrong placement is drawn. "uniform": all alike (the widest spread).
+# "realistic": close to what cameras see (mostly plain light-blue or white surgical masks, worn wrongly mostly
+# under the nose), with every colour and pattern still present; incorrect and correct masks share one look,
+# so that only the placement tells them apart.
+MIXES: dict[str, dict[str, dict[str, float]]] = {
+    "uniform": {},
+    "realistic": {
+        "style": {"surgical": 0.6, "cloth": 0.25, "respirator": 0.15},
+        "pattern": {"plain": 0.55, "pleats": 0.3, "print": 0.07, "stripes": 0.04, "dots": 0.04},
+        "color": {
+            "light_blue": 0.34,
+            "white": 0.2,
+            "black": 0.15,
+            "grey": 0.08,
+            "navy": 0.06,
+            "pink": 0.04,
+            "beige": 0.04,
+            "green": 0.018,
+            "red": 0.018,
+            "teal": 0.018,
+            "yellow": 0.018,
+            "dark_brown": 0.018,
+        },
+        "placement": {"under_nose": 0.65, "on_chin": 0.25, "slipped_side": 0.1},
+    },
+}
+
 Point = tuple[float, float]
 
 
