@@ -174,7 +174,9 @@ docs/results/heldout-scenes-853.txt --out {args.detect}`
 
 ## Known limits
 - `mask_worn_incorrectly` has few training examples (only face-mask-scenes-853 has them), so its recall and AP
-  are the weakest; treat that label as a hint.
+  are the weakest; treat that label as a hint. Adding procedurally drawn masks (`maskwatch data synth`, two
+  mixes) made that class and the others worse on real held-out scenes, so this model is trained without them
+  (docs/results/synthetic-masks.md).
 - Small faces (under 32 px) are found less often and labelled less reliably; raise `--det-size` or use
   `--tiles 2` on large group photos.
 - Faces are squashed to {cfg["image_size"]} px: fine detail (e.g. a mask's exact fit) is not seen.
