@@ -122,6 +122,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         (("serve", "--api-key", "short"), "--api-key must be at least 8"),
         (("serve", "--queue", "0"), "--queue must be at least 1"),
         (("serve", "--port", "70000"), "--port must be between"),
+        (("serve", "--read-timeout", "0"), "--read-timeout must be positive"),
         (("serve", "--model", tmp_path / "none.onnx"), "model not found"),
     ]:
         result = _run(*args)

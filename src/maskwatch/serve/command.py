@@ -40,6 +40,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         live_log_seconds: Annotated[
             float, typer.Option(help="Live streams log their counts at most this often.")
         ] = 5.0,
+        read_timeout: Annotated[float, typer.Option(help="Seconds to receive an upload (408 after).")] = 30.0,
         store_images: Annotated[
             Path | None, typer.Option(help="Also save every uploaded image in this folder (off by default).")
         ] = None,
@@ -65,6 +66,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
             live_log_seconds=live_log_seconds,
             store_images=store_images,
             det_size=det_size,
+            read_timeout=read_timeout,
         )
         web = create_app(settings)
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
