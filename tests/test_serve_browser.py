@@ -20,7 +20,7 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from maskwatch.serve.local import fake_camera_video, get_json, local_server  # noqa: E402
+from maskwatch.serve.local import chromium_args, fake_camera_video, get_json, local_server  # noqa: E402
 
 SAMPLE = resources.files("maskwatch") / "assets/samples/group.jpg"
 STARTUP_TIMEOUT_S = 60
@@ -43,12 +43,7 @@ def page(tmp_path_factory) -> Iterator[sync_api.Page]:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
+            args=chromium_args(camera),
         )
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.grant_permissions(["camera"])

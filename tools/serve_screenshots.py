@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
-from maskwatch.serve.local import fake_camera_video, get_json, local_server
+from maskwatch.serve.local import chromium_args, fake_camera_video, get_json, local_server
 from maskwatch.serve.store import Event, EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,12 +145,7 @@ def main() -> None:
             browser = p.chromium.launch(
                 executable_path=str(CHROMIUM),
                 headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--use-fake-device-for-media-stream",
-                    "--use-fake-ui-for-media-stream",
-                    f"--use-file-for-fake-video-capture={camera}",
-                ],
+                args=chromium_args(camera),
             )
             try:
                 context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)

@@ -81,6 +81,13 @@ def describe(classifier: FaceClassifier) -> dict[str, Any]:
     return info() if callable(info) else {"backend": classifier.backend, "labels": classifier.labels}
 
 
+def prediction(source: str, labels: Sequence[str], row: np.ndarray) -> dict[str, Any]:
+    """One classified image as ``{source, label, score, probs}`` (the classify JSON of the CLI and the API)."""
+    k = int(row.argmax())
+    probs = {label: float(v) for label, v in zip(labels, row, strict=True)}
+    return {"source": source, "label": labels[k], "score": float(row[k]), "probs": probs}
+
+
 def classify_paths(classifier: FaceClassifier, paths: Sequence[Path], batch_size: int = 32) -> Iterator[dict]:
     """One result per path, in order: ``{source, label, score, probs}`` or ``{source, error}``."""
     labels = classifier.labels
@@ -95,12 +102,6 @@ def classify_paths(classifier: FaceClassifier, paths: Sequence[Path], batch_size
                 results[p] = {"source": str(p), "error": exc.reason}
         probs = classifier.predict_images(images) if images else np.zeros((0, len(labels)))
         for p, row in zip(ok, probs, strict=True):
-            k = int(row.argmax())
-            results[p] = {
-                "source": str(p),
-                "label": labels[k],
-                "score": float(row[k]),
-                "probs": {label: float(v) for label, v in zip(labels, row, strict=True)},
-            }
+            results[p] = prediction(str(p), labels, row)
         for p in chunk:
             yield results[p]

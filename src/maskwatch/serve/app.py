@@ -35,6 +35,7 @@ from maskwatch import __version__
 from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, ImageTooLargeError, decode_rgb
 from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.labels import label_color
+from maskwatch.runtime.classifiers import describe, prediction
 from maskwatch.serve.inference import Busy, InferenceQueue
 from maskwatch.serve.settings import ServeSettings
 from maskwatch.serve.store import Event, EventStore, iso
@@ -280,9 +281,9 @@ def create_app(
             raise HTTPException(400, f"empty file: {next(n for n, d in out if not d)}")
         return out
 
-    def decode(name: str, data: bytes, max_pixels: int | None = None) -> Image.Image:
+    def decode(name: str, data: bytes) -> Image.Image:
         try:
-            return decode_rgb(data, name, max_pixels=max_pixels or settings.max_pixels)
+            return decode_rgb(data, name, max_pixels=settings.max_pixels)
         except ImageTooLargeError as exc:
             raise HTTPException(413, f"{name}: {exc.reason}") from None
         except BadImageError as exc:
@@ -365,17 +366,10 @@ def create_app(
             return probs
 
         probs = await infer(work)
-        results = []
-        for (name, _), row in zip(files, probs, strict=True):
-            k = int(np.argmax(row))
-            probs_of = {label: float(v) for label, v in zip(labels, row, strict=True)}
-            results.append({"source": name, "label": labels[k], "score": float(row[k]), "probs": probs_of})
-        return {"results": results}
+        return {"results": [prediction(name, labels, row) for (name, _), row in zip(files, probs, strict=True)]}
 
     @app.get(f"{API}/health", summary="Model, detector, version and queue state")
     def health() -> dict[str, Any]:
-        from maskwatch.runtime.classifiers import describe
-
         det = pipeline.detector
         return {
             "status": "ok",

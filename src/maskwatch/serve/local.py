@@ -73,6 +73,16 @@ def local_server(db: Path, *args: str, timeout: float = 90, log: Path | None = N
                     proc.wait()
 
 
+def chromium_args(camera: Path) -> list[str]:
+    """Headless Chromium flags: no sandbox (containers), camera allowed without asking, fed from ``camera`` (Y4M)."""
+    return [
+        "--no-sandbox",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+
+
 def fake_camera_video(image: Path, out: Path, width: int = 640, frames: int = 2) -> Path:
     """``image`` as a still Y4M video (4:2:0), the format Chromium's ``--use-file-for-fake-video-capture`` plays."""
     from PIL import Image
