@@ -177,7 +177,6 @@ def create_app(
         version=__version__,
         description="Faces, and whether each wears a mask, wears it wrongly, or wears none.",
     )
-    app.state.settings, app.state.pipeline, app.state.store, app.state.queue = settings, pipeline, store, queue
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

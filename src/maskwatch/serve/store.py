@@ -81,10 +81,6 @@ class EventStore:
             cur = self._db.execute(sql, values)  # autocommit: durable when this returns
             return int(cur.lastrowid or 0)
 
-    def set_image(self, event_id: int, image: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE events SET image = ? WHERE id = ?", (image, event_id))
-
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
         """A read-only connection of its own: with WAL, reads neither wait for writes nor make them wait."""
