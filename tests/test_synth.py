@@ -139,3 +139,30 @@ def test_realistic_mix_follows_its_weights(tmp_path, faces):
     assert all(abs(sum(w.values()) - 1) < 1e-9 for w in weights.values())  # each set of weights sums to 1
     with pytest.raises(MaskwatchError, match="--mix"):
         synthesize([faces], tmp_path / "bad", mix="pastel")
+
+
+def test_paired_draws_each_mask_worn_both_ways(tmp_path, faces):
+    """--paired: per face and variant one with_mask and one wrongly worn image of the same mask; the pair differs
+    where the mask sits and not above the eyes; hard negatives come on top of the pair."""
+    out = tmp_path / "paired"
+    report = synthesize([faces], out, per_face=3, seed=2, negatives=0.4, paired=True, mix="realistic")
+    rows = _rows(out)
+    assert json.loads((out / "report.json").read_text())["paired"] is True
+    by_variant: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        by_variant.setdefault((row["source_id"], row["file"].rsplit("-", 1)[1][0]), []).append(row)
+    assert len(by_variant) == 3 * 3  # 3 faces x 3 variants
+    negatives = 0
+    for variant in by_variant.values():
+        masks = sorted((r for r in variant if r["kind"] == "mask"), key=lambda r: r["label"])
+        negatives += sum(r["kind"] == "occluder" for r in variant)
+        assert [r["label"] for r in masks] == ["mask_worn_incorrectly", "with_mask"]
+        wrong, right = masks
+        assert right["placement"] == "correct" and wrong["placement"] != "correct"
+        assert (wrong["style"], wrong["pattern"], wrong["color"]) == (right["style"], right["pattern"], right["color"])
+        a = np.asarray(Image.open(out / wrong["file"]), np.int16)
+        b = np.asarray(Image.open(out / right["file"]), np.int16)
+        assert np.abs(a - b).max() > 60  # the mask moved
+        assert np.abs(a[:16] - b[:16]).max() <= 2  # the forehead did not
+    assert 0 < negatives < 9 and report.counts["without_mask"] == negatives
+    assert report.counts["with_mask"] == report.counts["mask_worn_incorrectly"] == 9

@@ -173,3 +173,45 @@ def test_synthetic_data_is_reported_apart_from_real_data(tmp_path, toy3):
     fake = read_json(tmp_path / "run" / "test-synthetic" / "metrics.json")["test"]["samples"]
     test_csv = (tmp_path / "run" / "split" / "test.csv").read_text()
     assert real + fake == test and fake == sum(str(synth.resolve()) in line for line in test_csv.splitlines()) > 0
+
+
+def test_init_fine_tunes_a_trained_model_head_included(tmp_path, toy3):
+    import torch
+
+    from maskwatch.runtime.checkpoint import read_checkpoint
+
+    base = dict(data=[str(toy3)], model="cnn", image_size=48, patience=0, workers=0, augment="none")
+    train(TrainConfig(**base, out=str(tmp_path / "one"), epochs=2))
+    # a learning rate of ~0 leaves every trained parameter where --init put it (batch-norm statistics still move)
+    two = train(
+        TrainConfig(**base, out=str(tmp_path / "two"), epochs=1, lr=1e-12, init=str(tmp_path / "one"), calibrate=False)
+    )
+    assert two.status == "finished"
+    one_state = read_checkpoint(tmp_path / "one" / "best.pt")["model"]
+    two_ckpt = read_checkpoint(tmp_path / "two" / "last.pt")
+    from maskwatch.models import create_model
+
+    net = create_model("cnn", 3, pretrained=False, input_size=48)
+    params = {name for name, _ in net.named_parameters()}
+    assert params and all(torch.allclose(one_state[k], two_ckpt["model"][k], atol=1e-6) for k in params)
+    fresh = create_model("cnn", 3, pretrained=False, input_size=48).state_dict()
+    assert not all(torch.equal(fresh[k], one_state[k]) for k in params)  # it did not start from scratch
+    assert read_json(tmp_path / "two" / "run.json")["pretrained"].startswith("init: ")
+    # the default learning rate for --init is a gentle one
+    assert TrainConfig(data=[], out="x", init="r").learning_rate(True) == pytest.approx(1e-4)
+
+
+def test_init_must_match_model_and_labels(tmp_path, toy3):
+    base = dict(image_size=48, epochs=1, patience=0, workers=0, augment="none")
+    train(TrainConfig(data=[str(toy3)], model="cnn", out=str(tmp_path / "one"), **base))
+    toy2 = make_toy_dataset(tmp_path / "toy2", per_class=12, size=48, seed=1)
+    with pytest.raises(MaskwatchError, match="labels"):
+        train(TrainConfig(data=[str(toy2)], model="cnn", out=str(tmp_path / "two"), init=str(tmp_path / "one"), **base))
+    with pytest.raises(MaskwatchError, match="not a mobilenetv2"):
+        train(
+            TrainConfig(
+                data=[str(toy3)], model="mobilenetv2", out=str(tmp_path / "three"), init=str(tmp_path / "one"), **base
+            )
+        )
+    with pytest.raises(MaskwatchError, match="not both"):
+        train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "four"), init="a", weights="b"))

@@ -153,6 +153,10 @@ def train(
         bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights where they exist.")
     ] = True,
     weights: Annotated[Path | None, typer.Option(help="Backbone weights file (state dict or checkpoint).")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Fine-tune a trained model (run folder or .pt), head included: same --model and labels."),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loading processes (default: cores - 1).")] = None,
     calibrate: Annotated[
         bool, typer.Option("--calibrate/--no-calibrate", help="Fit a temperature on validation data after training.")
@@ -203,6 +207,7 @@ def train(
             min_box=min_box,
             pretrained=pretrained,
             weights=str(weights) if weights else None,
+            init=str(init) if init else None,
             workers=workers,
             calibrate=calibrate,
         )
@@ -574,11 +579,20 @@ def data_synth(
             " masks, worn wrongly mostly under the nose (see data/synth_draw.MIXES)."
         ),
     ] = "uniform",
+    paired: Annotated[
+        bool,
+        typer.Option(
+            help="Draw each mask twice, worn correctly and worn wrongly (same style, pattern, colour): only the"
+            " placement tells the classes apart. --incorrect is then unused."
+        ),
+    ] = False,
 ) -> None:
     """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
     from maskwatch.data.synth import synthesize
 
-    report = synthesize(faces, out, per_face=per_face, seed=seed, negatives=negatives, incorrect=incorrect, mix=mix)
+    report = synthesize(
+        faces, out, per_face=per_face, seed=seed, negatives=negatives, incorrect=incorrect, mix=mix, paired=paired
+    )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
     console.print(
         f"{report.written} images from {report.faces - len(report.skipped)} of {report.faces} faces ({counts}); "

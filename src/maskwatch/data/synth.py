@@ -75,11 +75,16 @@ def synthesize(
     negatives: float = 0.15,
     incorrect: float = 0.4,
     mix: str = "uniform",
+    paired: bool = False,
     detector=None,
     margin: float = 0.15,
     min_box: int = 12,
 ) -> SynthReport:
-    """Draw masks on every ``without_mask`` face of ``dirs`` into class folders under ``out``."""
+    """Draw masks on every ``without_mask`` face of ``dirs`` into class folders under ``out``.
+
+    ``paired``: each variant is two images of one mask (same style, pattern and colour, drawn from the same
+    random state), worn correctly and worn wrongly, so that only where it sits tells the classes apart
+    (``incorrect`` is unused); a hard negative, drawn with probability ``negatives``, is a third image."""
     from maskwatch.data.dataset import load_data
     from maskwatch.data.synth_draw import (
         MIXES,
@@ -136,34 +141,50 @@ def synthesize(
         for k in range(per_face):
             rng = _rng(seed, sample.id, k)
             roll = rng.random()
-            row: dict[str, object] = {"source": str(sample.source), "source_id": sample.id, "seed": seed}
+            base: dict[str, object] = {"source": str(sample.source), "source_id": sample.id, "seed": seed}
+            drawings: list[tuple[str, Image.Image, dict[str, object]]] = []
             if roll < negatives:
                 kind = str(rng.choice(OCCLUDERS))
                 drawn, _ = draw_occluder(image, box, landmarks, kind=kind, rng=rng)
-                row.update(label=WITHOUT_MASK, kind="occluder", style=kind, placement="", color="", pattern="")
-            else:
-                placement = "correct" if roll >= negatives + incorrect else pick(rng, "placement", PLACEMENTS[1:])
+                meta = dict(label=WITHOUT_MASK, kind="occluder", style=kind, placement="", color="", pattern="")
+                drawings.append(("n" if paired else "", drawn, meta))
+            if paired or roll >= negatives:
+                if paired:
+                    placements = ["correct", pick(rng, "placement", PLACEMENTS[1:])]
+                elif roll >= negatives + incorrect:
+                    placements = ["correct"]
+                else:
+                    placements = [pick(rng, "placement", PLACEMENTS[1:])]
                 style, pattern = pick(rng, "style", STYLES), pick(rng, "pattern", PATTERNS)
                 colour = pick(rng, "color", colours)
-                drawn, _ = draw_mask(
-                    image,
-                    box,
-                    landmarks,
-                    style=style,
-                    placement=placement,
-                    color=PALETTE[colour],
-                    pattern=pattern,
-                    rng=rng,
-                )
-                label = WITH_MASK if placement == "correct" else MASK_WORN_INCORRECTLY
-                row.update(label=label, kind="mask", style=style, placement=placement, color=colour, pattern=pattern)
-            rel = Path(str(row["label"])) / f"{stem}-{k}.jpg"
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(out / rel) as tmp:
-                drawn.save(tmp, format="JPEG", quality=92)
-            row["file"] = rel.as_posix()
-            rows.append(row)
-            report.counts[str(row["label"])] += 1
+                # a pair starts drawing from one generator state: same mask, and only the placement is meant to differ
+                state = rng.bit_generator.state
+                for placement in placements:
+                    rng.bit_generator.state = state
+                    drawn, _ = draw_mask(
+                        image,
+                        box,
+                        landmarks,
+                        style=style,
+                        placement=placement,
+                        color=PALETTE[colour],
+                        pattern=pattern,
+                        rng=rng,
+                    )
+                    label = WITH_MASK if placement == "correct" else MASK_WORN_INCORRECTLY
+                    meta = dict(label=label, kind="mask", style=style, placement=placement, color=colour)
+                    meta["pattern"] = pattern
+                    drawings.append(("c" if placement == "correct" else "w", drawn, meta))
+            for tag, drawn, meta in drawings:
+                row = {**base, **meta}
+                suffix = f"{k}{tag}" if paired else str(k)  # unpaired names are those of earlier versions
+                rel = Path(str(row["label"])) / f"{stem}-{suffix}.jpg"
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(out / rel) as tmp:
+                    drawn.save(tmp, format="JPEG", quality=92)
+                row["file"] = rel.as_posix()
+                rows.append(row)
+                report.counts[str(row["label"])] += 1
     report.written = len(rows)
     if not rows:
         raise MaskwatchError(f"no face found in any of the {len(faces)} without_mask images")
@@ -181,6 +202,7 @@ def synthesize(
             "per_face": per_face,
             "seed": seed,
             "mix": mix,
+            "paired": paired,
             "negatives": negatives,
             "incorrect": incorrect,
             "skipped": report.skipped,

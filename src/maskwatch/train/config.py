@@ -25,7 +25,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 32
     optimizer: str = "adamw"
-    lr: float | None = None  # None: 1e-3 (frozen or from scratch) / 3e-4 (fine-tuning), x10 for sgd
+    lr: float | None = None  # None: 1e-3 (frozen or from scratch) / 3e-4 (fine-tuning) / 1e-4 (--init), x10 for sgd
     schedule: str = "cosine"
     step_size: int = 0  # step schedule: epochs between decays (0: a third of the epochs)
     gamma: float = 0.1  # step and plateau decay factor
@@ -50,6 +50,7 @@ class TrainConfig:
     min_box: int = 12  # VOC face crops: skip boxes whose shorter side is under this (pixels)
     pretrained: bool = True
     weights: str | None = None
+    init: str | None = None  # fine-tune: start from this maskwatch checkpoint / run folder, head included
     workers: int | None = None  # data loader processes (None: cores - 1, at most 4)
     calibrate: bool = True  # fit a temperature on validation data after training
 
@@ -72,6 +73,7 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.lr is None or self.lr > 0, "--lr must be positive"),
+            (not (self.init and self.weights), "give --init (a trained model) or --weights (a backbone), not both"),
             (
                 len(self.ratios) == 3 and self.ratios[0] > 0 and self.ratios[1] > 0 and self.ratios[2] >= 0,
                 "--ratios needs train and validation shares above 0",
@@ -84,7 +86,8 @@ class TrainConfig:
     def learning_rate(self, pretrained: bool) -> float:
         if self.lr is not None:
             return self.lr
-        base = 3e-4 if (pretrained and self.freeze == "none") else 1e-3
+        # --init: the network is already trained, nudge it
+        base = 1e-4 if self.init else 3e-4 if (pretrained and self.freeze == "none") else 1e-3
         return base * 10 if self.optimizer == "sgd" else base
 
     def to_dict(self) -> dict:

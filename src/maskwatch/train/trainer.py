@@ -33,7 +33,7 @@ from maskwatch.io import atomic_path, read_json, write_json
 from maskwatch.models import MaskNet, create_model
 from maskwatch.paths import cache_dir
 from maskwatch.progress import info, make_progress
-from maskwatch.runtime.checkpoint import read_checkpoint, save_checkpoint
+from maskwatch.runtime.checkpoint import read_checkpoint, resolve_model_path, save_checkpoint
 from maskwatch.runtime.predict import default_workers, pick_device, predict_batches
 from maskwatch.train.augment import PRESETS_VERSION, eval_transform, train_transform
 from maskwatch.train.config import TrainConfig
@@ -164,11 +164,13 @@ class _Run:
         self.model: MaskNet = create_model(
             cfg.model,
             len(self.labels),
-            pretrained=cfg.pretrained,
+            pretrained=cfg.pretrained and not cfg.init,
             weights=cfg.weights,
             dropout=cfg.dropout,
             input_size=cfg.image_size,
         )
+        if cfg.init and not resuming:  # a resumed run restores its own weights
+            self._load_init(Path(cfg.init))
         if cfg.pretrained and self.model.pretrained is None and self.model.spec.pretrained_source is None:
             info(f"[yellow]{cfg.model} has no pretrained weights: training from scratch")
         self.frozen = cfg.freeze == "backbone"
@@ -194,6 +196,19 @@ class _Run:
             self._prepare_features()
         else:
             self._prepare_loaders()
+
+    def _load_init(self, init: Path) -> None:
+        """Start from a trained maskwatch model, head included: same architecture, same labels in the same order."""
+        path = resolve_model_path(init)
+        payload = read_checkpoint(path)
+        if payload["model_name"] != self.cfg.model:
+            raise MaskwatchError(f"--init {init} is a {payload['model_name']}, not a {self.cfg.model} (--model)")
+        if list(payload["labels"]) != list(self.labels):
+            raise MaskwatchError(
+                f"--init {init} has the labels {', '.join(payload['labels'])}; this data has {', '.join(self.labels)}"
+            )
+        self.model.load_state_dict(payload["model"])
+        self.model.pretrained = f"init: {path}"
 
     def _write_problems(self) -> None:
         with atomic_path(self.run_dir / "problems.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
