@@ -478,6 +478,46 @@ def export(
     )
 
 
+@app.command()
+@friendly
+def interpolate(
+    base: Annotated[Path, typer.Argument(help="The trained model (run folder or .pt).")],
+    tuned: Annotated[Path, typer.Argument(help="A model fine-tuned from it (`train --init BASE`).")],
+    alpha: Annotated[float, typer.Option(help="0: base, 1: tuned; in between, the straight line in weight space.")],
+    out: Annotated[Path, typer.Option(help="Folder for best.pt and interpolation.json.")],
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", "-d", help="Data to refit the temperature on (its validation part).")
+    ] = None,
+    split_from: Annotated[
+        Path | None, typer.Option(help="Run or split folder whose validation part is used (with --data).")
+    ] = None,
+    margin: Annotated[float, typer.Option(help="VOC crops: margin around each box.")] = 0.15,
+    min_box: Annotated[int, typer.Option(help="VOC crops: skip boxes with a shorter side under this.")] = 12,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N | mps")] = "auto",
+) -> None:
+    """Mix a model and its fine-tuned copy weight by weight (WiSE-FT): keep what the base did well, add new skills."""
+    from maskwatch.train.interpolate import interpolate as run_interpolate
+
+    report = run_interpolate(
+        base,
+        tuned,
+        alpha,
+        out,
+        data=[str(d) for d in data] if data else None,
+        split_from=split_from,
+        margin=margin,
+        min_box=min_box,
+        device=device,
+    )
+    cal = report["calibration"]
+    how = f"temperature {report['temperature']:.3f}" + (
+        f" (refitted on {cal['val_images']} validation images, accuracy {cal['val_accuracy']:.4f})"
+        if cal
+        else " (interpolated; give --data and --split-from to refit it)"
+    )
+    console.print(f"wrote {out / 'best.pt'}: {1 - alpha:g} x {base} + {alpha:g} x {tuned}; {how}")
+
+
 @app.command("evaluate-detect")
 @friendly
 def evaluate_detect(

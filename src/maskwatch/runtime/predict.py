@@ -69,7 +69,9 @@ def predict_samples(
     batch_size: int = 64,
     device: str | torch.device = "auto",
     workers: int | None = None,
+    logits: bool = False,
 ) -> np.ndarray:
+    """Softmax probabilities (or logits) of ``samples``, in order."""
     dev = pick_device(device) if isinstance(device, str) else device
     model.to(dev).to(memory_format=torch.channels_last)
     tf = eval_transform(model.input_size, model.spec.mean, model.spec.std)
@@ -79,7 +81,7 @@ def predict_samples(
         shuffle=False,
         num_workers=default_workers() if workers is None else workers,
     )
-    return predict_batches(model, loader, dev)
+    return predict_batches(model, loader, dev, logits=logits)
 
 
 class Classifier:
