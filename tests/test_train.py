@@ -215,3 +215,21 @@ def test_init_must_match_model_and_labels(tmp_path, toy3):
         )
     with pytest.raises(MaskwatchError, match="not both"):
         train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "four"), init="a", weights="b"))
+
+
+def test_feature_cache_keys_on_init_weights_not_their_path():
+    """A frozen-backbone run started with --init caches features under the weights, not the path (a run folder
+    can be trained again and keep its name)."""
+    import torch
+
+    from maskwatch.models import create_model
+    from maskwatch.train.features import feature_key
+
+    a = create_model("cnn", 3, pretrained=False, input_size=48)
+    b = create_model("cnn", 3, pretrained=False, input_size=48)
+    b.load_state_dict(a.state_dict())
+    a.pretrained = b.pretrained = "init: runs/same/best.pt"
+    assert feature_key(a, []) == feature_key(b, [])
+    with torch.no_grad():
+        next(b.backbone.parameters()).add_(1.0)
+    assert feature_key(a, []) != feature_key(b, [])

@@ -30,8 +30,8 @@ def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> 
             [FEATURES_VERSION, model.spec.name, model.pretrained, model.input_size, params], sort_keys=True, default=str
         ).encode()
     )
-    if model.pretrained is None or str(model.pretrained).startswith("file:"):
-        # random or user-given weights: key on the weights themselves
+    if model.pretrained is None or str(model.pretrained).startswith(("file:", "init:")):
+        # random, user-given or --init weights (a file that may be rewritten): key on the weights themselves
         for t in model.backbone.state_dict().values():
             h.update(t.detach().cpu().numpy().tobytes()[:4096])
     for s in samples:
