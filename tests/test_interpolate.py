@@ -100,6 +100,7 @@ def test_bad_arguments_are_one_line_errors(runs, tmp_path):
     train(TrainConfig(data=[str(other)], model="cnn", image_size=40, epochs=1, workers=0, out=str(tmp_path / "c")))
     cases = [
         (["--alpha", "1.5"], "--alpha"),
+        (["--alpha", "0.5", "--out", str(root / "a")], "already holds"),  # never overwrite a run's checkpoint
         (["--alpha", "0.5", "--data", str(toy)], "together"),
     ]
     for extra, message in cases:

@@ -71,6 +71,8 @@ def interpolate(
         raise MaskwatchError("--alpha must be in [0, 1] (0: the base model, 1: the fine-tuned one)")
     if bool(data) != bool(split_from):
         raise MaskwatchError("give --data and --split-from together (the temperature is fitted on the validation part)")
+    if (Path(out) / "best.pt").exists():
+        raise MaskwatchError(f"{out} already holds a best.pt: choose a new --out folder")
     a, b = _load(base), _load(tuned)
     for field in ("model_name", "labels", "input_size"):
         if a[field] != b[field]:
