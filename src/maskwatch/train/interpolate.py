@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from maskwatch.errors import MaskwatchError
-from maskwatch.evaluate.calibration import fit_temperature
-from maskwatch.evaluate.metrics import expected_calibration_error
+from maskwatch.evaluate.calibration import temperature_scaling
 from maskwatch.io import write_json
 from maskwatch.models import MaskNet, create_model
 from maskwatch.progress import info
@@ -48,8 +47,9 @@ def interpolate_states(
 
 
 def _load(path: str | Path) -> dict[str, Any]:
-    payload = read_checkpoint(resolve_model_path(path))
-    payload["path"] = str(resolve_model_path(path))
+    resolved = resolve_model_path(path)
+    payload = read_checkpoint(resolved)
+    payload["path"] = str(resolved)
     return payload
 
 
@@ -132,16 +132,11 @@ def _recalibrate(
     y = np.array([index[s.label] for s in val])
     logits = torch.from_numpy(predict_samples(net, val, labels, batch_size=batch_size, device=device, logits=True))
     net.cpu()
-    before = expected_calibration_error(y, logits.softmax(1).numpy())
-    t = fit_temperature(logits, torch.from_numpy(y))
-    after = expected_calibration_error(y, (logits / t).softmax(1).numpy())
+    t, fitted, _ = temperature_scaling(logits, y)
     net.temperature.fill_(t)
     accuracy = float((logits.argmax(1).numpy() == y).mean())
-    info(f"temperature scaling: T = {t:.3f}, validation ECE {before:.4f} -> {after:.4f} ({len(val)} images)")
-    return {
-        "temperature": t,
-        "val_images": len(val),
-        "val_accuracy": accuracy,
-        "val_ece_before": before,
-        "val_ece_after": after,
-    }
+    info(
+        f"temperature scaling: T = {t:.3f}, validation ECE {fitted['val_ece_before']:.4f} -> "
+        f"{fitted['val_ece_after']:.4f} ({len(val)} images)"
+    )
+    return {"val_images": len(val), "val_accuracy": accuracy, **fitted}

@@ -25,8 +25,8 @@ from maskwatch.data.dataset import DataBundle, ImageDataset, Sample, load_data
 from maskwatch.data.duplicates import find_duplicates, sample_groups
 from maskwatch.data.split import load_split, make_split, save_split
 from maskwatch.errors import MaskwatchError
-from maskwatch.evaluate.calibration import fit_temperature
-from maskwatch.evaluate.metrics import classification_metrics, expected_calibration_error
+from maskwatch.evaluate.calibration import temperature_scaling
+from maskwatch.evaluate.metrics import classification_metrics
 from maskwatch.evaluate.plots import plot_curves
 from maskwatch.evaluate.report import write_report
 from maskwatch.io import atomic_path, read_json, write_json
@@ -489,16 +489,12 @@ class _Run:
         """Fit the temperature on validation logits, store it in best.pt; return the calibrated
         validation probabilities (so the report needs no second pass over the images)."""
         self.model.temperature.fill_(1.0)
-        logits, y = self._logits("val"), self.targets["val"].numpy()
-        before = expected_calibration_error(y, logits.softmax(1).numpy())
-        t = fit_temperature(logits, torch.from_numpy(y))
-        probs = (logits / t).softmax(1).numpy()
-        after = expected_calibration_error(y, probs)
+        t, self.calibration, probs = temperature_scaling(self._logits("val"), self.targets["val"].numpy())
         self.model.temperature.fill_(t)
         keep = {k: best[k] for k in ("epoch", "best_value", "monitor") if k in best}
         save_checkpoint(self.run_dir / "best.pt", self.model, self.labels, **keep)
-        self.calibration = {"temperature": t, "val_ece_before": before, "val_ece_after": after}
-        info(f"temperature scaling: T = {t:.3f}, validation ECE {before:.4f} -> {after:.4f}")
+        c = self.calibration
+        info(f"temperature scaling: T = {t:.3f}, validation ECE {c['val_ece_before']:.4f} -> {c['val_ece_after']:.4f}")
         return probs
 
     def finish(self) -> dict | None:
