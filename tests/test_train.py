@@ -197,6 +197,11 @@ def test_init_fine_tunes_a_trained_model_head_included(tmp_path, toy3):
     fresh = create_model("cnn", 3, pretrained=False, input_size=48).state_dict()
     assert not all(torch.equal(fresh[k], one_state[k]) for k in params)  # it did not start from scratch
     assert read_json(tmp_path / "two" / "run.json")["pretrained"].startswith("init: ")
+    # a resumed --init run still says where its weights came from
+    cfg3 = TrainConfig(**base, out=str(tmp_path / "three"), epochs=2, init=str(tmp_path / "one"), calibrate=False)
+    assert train(cfg3, callbacks=[_interrupt_after(1)]).status == "interrupted"
+    assert resume(tmp_path / "three").status == "finished"
+    assert read_json(tmp_path / "three" / "run.json")["pretrained"].startswith("init: ")
     # the default learning rate for --init is a gentle one
     assert TrainConfig(data=[], out="x", init="r").learning_rate(True) == pytest.approx(1e-4)
 

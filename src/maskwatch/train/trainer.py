@@ -358,6 +358,7 @@ class _Run:
         if payload["labels"] != self.labels:
             raise MaskwatchError(f"{checkpoint} was trained on labels {payload['labels']}, the data has {self.labels}")
         self.model.load_state_dict(payload["model"])
+        self.model.pretrained = payload.get("pretrained")  # where the weights first came from (e.g. --init)
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler and payload.get("scheduler"):
             self.scheduler.load_state_dict(payload["scheduler"])
