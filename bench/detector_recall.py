@@ -2,6 +2,7 @@
 tiling and threshold, side by side in one run (how maskwatch's detector defaults were chosen).
 
 Choose on scenes the classifier is not scored on: ``--exclude-split RUN`` drops the scenes of RUN's test split.
+Boxes are framed as the detector's defaults frame them (``BOX_FIT``); ``--raw-boxes`` scores the network's own.
 
     .venv/bin/python bench/detector_recall.py --data ../shared/datasets/face-mask-scenes-853 \
         --exclude-split runs/default-v1 --sizes 0,640,800,1024 --tiles 0,2 --thresholds 0.25,0.3,0.35,0.4,0.5
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--tiles", default="0")
     ap.add_argument("--thresholds", default="0.3,0.35,0.4,0.5")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--raw-boxes", action="store_true", help="CenterFace's own boxes (box_fit=None)")
     args = ap.parse_args()
 
     scenes, _ = read_voc(args.data)
@@ -47,7 +49,8 @@ def main() -> None:
     print(f"{'size':>5} {'tiles':>5} {'thr':>5} {'R@.5':>7} {'R@.3':>7} {'P@.5':>7} {'P@.3':>7} {'ms/img':>7}")
     for size in (int(v) for v in args.sizes.split(",")):
         for tiles in (int(v) for v in args.tiles.split(",")):
-            det = CenterFace(size=size, threshold=min(thresholds), tiles=tiles)
+            fit = {"box_fit": None} if args.raw_boxes else {}
+            det = CenterFace(size=size, threshold=min(thresholds), tiles=tiles, **fit)
             det.detect(images[0])
             start = time.perf_counter()
             found = [det.detect(im) for im in track(images, f"size {size} tiles {tiles}")]

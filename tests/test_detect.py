@@ -12,7 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.detect.detector import CenterFace, Faces, decode_centerface, nms
+from maskwatch.detect.defaults import BOX_FIT
+from maskwatch.detect.detector import CenterFace, Faces, decode_centerface, fit_boxes, nms
 from maskwatch.detect.pipeline import FaceResult, FrameResult, load_pipeline
 from maskwatch.detect.tracking import FaceTracker, summarise
 from maskwatch.detect.video import VideoWriter, read_video_info
@@ -21,8 +22,9 @@ from maskwatch.labels import CANONICAL_LABELS
 from maskwatch.runtime.classifiers import ASSETS, DEFAULT_MODEL_FILE
 
 SAMPLES = ASSETS / "samples"
-# The astronaut's face in samples/astronaut.jpg (512 x 512), as CenterFace finds it at the default settings.
+# The astronaut's face in samples/astronaut.jpg (512 x 512), as the CenterFace network frames it (box_fit=None).
 ASTRONAUT_FACE = np.array([177.4, 56.1, 270.9, 176.8], np.float32)
+ASTRONAUT_BOX = fit_boxes(ASTRONAUT_FACE[None], BOX_FIT)[0]  # the same face framed brows to chin (the default)
 runner = CliRunner()
 
 
@@ -76,14 +78,14 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
 
 def test_centerface_finds_a_pasted_face_where_it_was_put(astronaut):
     """The astronaut photo scaled by 0.5 and pasted at (300, 150) into a larger generated scene."""
-    found = CenterFace().detect(astronaut)
+    found = CenterFace(box_fit=None).detect(astronaut)
     assert len(found) == 1
     assert box_iou(found.boxes, ASTRONAUT_FACE[None])[0, 0] > 0.95
     scene = np.full((600, 900, 3), 120, np.uint8)
     small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.BILINEAR))
     scene[150:406, 300:556] = small
     expected = ASTRONAUT_FACE * 0.5 + np.array([300, 150, 300, 150], np.float32)
-    for det in (CenterFace(), CenterFace(size=0), CenterFace(tiles=2)):
+    for det in (CenterFace(box_fit=None), CenterFace(size=0, box_fit=None), CenterFace(tiles=2, box_fit=None)):
         faces = det.detect(scene)
         assert len(faces) == 1, det.describe()
         assert box_iou(faces.boxes, expected[None])[0, 0] > 0.8, (faces.boxes, expected)
@@ -95,6 +97,27 @@ def test_centerface_finds_a_pasted_face_where_it_was_put(astronaut):
     assert len(CenterFace().detect(np.full((300, 300, 3), 128, np.uint8))) == 0  # a blank image has no face
 
 
+def test_fit_boxes_by_hand():
+    """A 40 x 80 box at (10, 20): 1.1 times as wide about its centre, as high, moved down 0.12 of its height."""
+    out = fit_boxes(np.array([[10, 20, 50, 100], [0, 0, 10, 10]], np.float32), (1.1, 1.0, 0.12))
+    np.testing.assert_allclose(out[0], [8, 29.6, 52, 109.6], atol=1e-4)
+    np.testing.assert_allclose(out[1], [-0.5, 1.2, 10.5, 11.2], atol=1e-4)
+    np.testing.assert_allclose(fit_boxes(out, (1.0, 1.0, 0.0)), out)
+
+
+def test_default_boxes_are_the_network_boxes_fitted(astronaut):
+    """The default detector frames faces brows to chin: its boxes are the network's, through BOX_FIT (lower, and
+    no narrower); landmarks are the network's."""
+    raw = CenterFace(box_fit=None).detect(astronaut)
+    fitted = CenterFace().detect(astronaut)
+    assert BOX_FIT != (1.0, 1.0, 0.0) and len(raw) == len(fitted) == 1
+    np.testing.assert_allclose(fitted.boxes, np.clip(fit_boxes(raw.boxes, BOX_FIT), 0, 512), atol=1e-3)
+    np.testing.assert_allclose(fitted.landmarks, raw.landmarks)
+    assert fitted.boxes[0, 3] > raw.boxes[0, 3] and fitted.boxes[0, 1] > raw.boxes[0, 1]  # moved down
+    assert CenterFace().describe()["box_fit"] == list(BOX_FIT)
+    assert CenterFace(box_fit=None).describe()["box_fit"] is None
+
+
 def test_detector_rejects_bad_settings_and_images():
     from maskwatch.errors import MaskwatchError
 
@@ -102,6 +125,8 @@ def test_detector_rejects_bad_settings_and_images():
         CenterFace(size=16)
     with pytest.raises(MaskwatchError):
         CenterFace(threshold=0)
+    with pytest.raises(MaskwatchError):
+        CenterFace(box_fit=(0.0, 1.0, 0.1))
     with pytest.raises(ValueError):
         CenterFace().detect(np.zeros((10, 10), np.uint8))
 
@@ -171,7 +196,7 @@ def test_detect_cli_images_jsonl_and_bad_inputs(tmp_path):
     for line in lines:
         _check_schema(line)
     assert len(lines[0]["faces"]) == 1 and len(lines[1]["faces"]) == 4
-    assert box_iou(np.array([lines[0]["faces"][0]["box"]]), ASTRONAUT_FACE[None])[0, 0] > 0.95
+    assert box_iou(np.array([lines[0]["faces"][0]["box"]]), ASTRONAUT_BOX[None])[0, 0] > 0.95
     assert sorted(p.name for p in saved.iterdir()) == ["astronaut.jpg", "group.jpg"]
     drawn = np.asarray(Image.open(saved / "astronaut.jpg"))
     original = np.asarray(Image.open(SAMPLES / "astronaut.jpg"))
@@ -307,7 +332,7 @@ def test_evaluate_detect_on_generated_scenes(tmp_path, astronaut):
     (root / "images").mkdir(parents=True)
     (root / "annotations").mkdir()
     face = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
-    box = ASTRONAUT_FACE * 0.5
+    box = ASTRONAUT_BOX * 0.5
     for i in range(3):
         scene = np.full((400, 640, 3), 60 + 40 * i, np.uint8)
         x, y = 40 + 150 * i, 60

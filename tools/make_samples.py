@@ -46,7 +46,7 @@ def draw_mask(image: Image.Image, box: np.ndarray, lms: np.ndarray, placement: s
 def main() -> None:
     os.environ.setdefault("MASKWATCH_QUIET", "1")
     OUT.mkdir(parents=True, exist_ok=True)
-    det = CenterFace()
+    det = CenterFace(box_fit=None)  # the mask geometry was fitted to the network's own boxes
     astronaut = Image.open(ASTRONAUT).convert("RGB")
     hopper = Image.open(HOPPER).convert("RGB")
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     photo = Image.open(ROOT / "src" / "maskwatch" / "assets" / "samples" / "astronaut.jpg").convert("RGB")
-    faces = CenterFace().detect(np.asarray(photo))
+    faces = CenterFace(box_fit=None).detect(np.asarray(photo))
     grid = sample_grid(photo, faces.boxes[0], faces.landmarks[0], seed=0)
     out = ROOT / "docs" / "synth-samples.png"
     grid.save(out, optimize=True)

@@ -109,7 +109,7 @@ def synthesize(
     if detector is None:
         from maskwatch.detect.detector import CenterFace
 
-        detector = CenterFace()
+        detector = CenterFace(box_fit=None)  # the mask geometry was fitted to the network's own boxes
     bundle = load_data([str(d) for d in dirs], margin=margin, min_box=min_box)
     faces = [s for s in bundle.samples if s.label == WITHOUT_MASK and not s.synthetic]
     if not faces:

