@@ -118,6 +118,23 @@ def test_default_boxes_are_the_network_boxes_fitted(astronaut):
     assert CenterFace(box_fit=None).describe()["box_fit"] is None
 
 
+def test_box_fit_option_gives_the_network_boxes_or_a_custom_fit(tmp_path):
+    """detect --box-fit none writes CenterFace's own box; a custom fit moves it as asked; bad values: one line."""
+    photo = SAMPLES / "astronaut.jpg"
+    boxes = {}
+    for fit in ("none", "1,1,0.5"):
+        out = tmp_path / f"{fit}.jsonl"
+        result = _run("detect", photo, "--no-save", "--jsonl", out, "--box-fit", fit)
+        assert result.exit_code == 0, result.output
+        boxes[fit] = np.array(json.loads(out.read_text())["faces"][0]["box"], np.float32)
+    assert box_iou(boxes["none"][None], ASTRONAUT_FACE[None])[0, 0] > 0.95
+    h = boxes["none"][3] - boxes["none"][1]
+    np.testing.assert_allclose(boxes["1,1,0.5"], boxes["none"] + np.array([0, h / 2, 0, h / 2]), atol=0.15)
+    for bad in ("1.1,1.05", "0,1,0.1", "wide"):
+        result = _run("detect", photo, "--no-save", "--box-fit", bad)
+        assert result.exit_code == 2 and "--box-fit" in result.output and "Traceback" not in result.output, bad
+
+
 def test_detector_rejects_bad_settings_and_images():
     from maskwatch.errors import MaskwatchError
 
@@ -365,6 +382,13 @@ def test_evaluate_detect_on_generated_scenes(tmp_path, astronaut):
     assert set(cmp["rows"][1]["delta"].values()) <= {0.0, None}
     assert (both / "mask-classifier-2" / "metrics.json").is_file() and (both / "comparison.png").is_file()
     assert "| ap50_without_mask | 1.0000 | 1.0000 (+0.0000) |" in (both / "comparison.md").read_text()
+    # the same model twice: every bootstrap draw changes nothing, so each interval is exactly [0, 0]
+    ci = cmp["rows"][1]["ci95"]
+    assert cmp["bootstrap"]["draws"] == 1000 and ci["ap50_without_mask"]["low"] == ci["ap50_without_mask"]["high"] == 0
+    assert ci["ap50_with_mask"]["change"] is None  # no with_mask face in these scenes: no AP, no interval
+    assert "paired bootstrap" in (both / "comparison.md").read_text()
+    bad = _run("evaluate-detect", "--data", root, "--out", both, "--model", model, "--model", model, "--bootstrap", -1)
+    assert bad.exit_code == 2 and "--bootstrap" in bad.output
 
 
 def test_default_inference_does_not_need_torch():

@@ -24,6 +24,7 @@ from rich.table import Table
 from maskwatch import __version__
 from maskwatch.compare.command import register as register_compare
 from maskwatch.detect.defaults import (
+    DEFAULT_BOX_FIT,
     DEFAULT_DET_SIZE,
     DEFAULT_DET_THRESHOLD,
     DEFAULT_MARGIN,
@@ -344,15 +345,38 @@ DetSizeOpt = Annotated[
 DetThresholdOpt = Annotated[float, typer.Option(help="Face detector confidence threshold.")]
 TilesOpt = Annotated[int, typer.Option(help="Also detect on an N x N grid of overlapping tiles (large photos).")]
 MarginOpt = Annotated[float, typer.Option(help="Margin around each face box for the classifier's crop.")]
+BoxFitOpt = Annotated[
+    str,
+    typer.Option(
+        help="Face boxes: WIDTH,HEIGHT,SHIFT fits the detector's boxes to brows-to-chin framing (scale about the"
+        " centre, move down SHIFT of the height; fit your own annotations with tools/fit_face_boxes.py); none: the"
+        " detector's own boxes."
+    ),
+]
 
 
 def _pipeline(
-    model: str | None, backend: str, device: str, det_size: int, det_threshold: float, tiles: int, margin: float
+    model: str | None,
+    backend: str,
+    device: str,
+    det_size: int,
+    det_threshold: float,
+    tiles: int,
+    margin: float,
+    box_fit: str = DEFAULT_BOX_FIT,
 ):
+    from maskwatch.detect.detector import parse_box_fit
     from maskwatch.detect.pipeline import load_pipeline
 
     return load_pipeline(
-        model, backend=backend, device=device, size=det_size, threshold=det_threshold, tiles=tiles, margin=margin
+        model,
+        backend=backend,
+        device=device,
+        size=det_size,
+        threshold=det_threshold,
+        tiles=tiles,
+        margin=margin,
+        box_fit=parse_box_fit(box_fit),
     )
 
 
@@ -385,6 +409,7 @@ def detect(
     det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
     tiles: TilesOpt = 0,
     margin: MarginOpt = DEFAULT_MARGIN,
+    box_fit: BoxFitOpt = DEFAULT_BOX_FIT,
     track: Annotated[bool, typer.Option(help="Track faces across video frames and smooth their labels.")] = True,
     classify_every: Annotated[
         int, typer.Option(help="Video: classify each tracked face every N processed frames (1: every frame).")
@@ -402,7 +427,7 @@ def detect(
         raise MaskwatchError("--classify-every must be at least 1")
     if max_frames is not None and max_frames < 1:
         raise MaskwatchError("--max-frames must be at least 1")
-    pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin)
+    pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin, box_fit)
     from maskwatch.data.images import is_image_name
 
     one_photo = len(sources) == 1 and Path(sources[0]).is_file() and is_image_name(Path(sources[0]))
@@ -540,29 +565,39 @@ def evaluate_detect(
         ),
     ] = None,
     subset: Annotated[str, typer.Option(help="With --split-from: train | val | test.")] = "test",
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            help="With several --model: draws of the paired bootstrap over scenes that puts a 95% interval on each"
+            " AP50 change (0: off)."
+        ),
+    ] = 1000,
     det_size: DetSizeOpt = DEFAULT_DET_SIZE,
     det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
     tiles: TilesOpt = 0,
     margin: MarginOpt = DEFAULT_MARGIN,
+    box_fit: BoxFitOpt = DEFAULT_BOX_FIT,
     backend: BackendOpt = "auto",
     device: str = "auto",
 ) -> None:
     """Detector + classifier on annotated scenes: face recall/precision, AP50 per class, mAP50, label accuracy."""
-    from maskwatch.evaluate.scenes import compare_scene_metrics, evaluate_scenes, model_names
+    from maskwatch.evaluate.scenes import compare_scene_metrics, evaluate_scenes, model_names, score_scenes
 
+    if bootstrap < 0:
+        raise MaskwatchError("--bootstrap must be 0 (off) or a number of draws")
     out = out or Path("runs/evaluate-detect") / data.name
     models: list[str | None] = list(model) if model else [None]
     if len(models) > 1:
         names = model_names(models)
         results = {}
         for name, one in zip(names, models, strict=True):
-            pipeline = _pipeline(one, backend, device, det_size, det_threshold, tiles, margin)
-            results[name] = evaluate_scenes(data, pipeline, out / name, split_from=split_from, subset=subset)
-        compare_scene_metrics(results, out)
+            pipeline = _pipeline(one, backend, device, det_size, det_threshold, tiles, margin, box_fit)
+            results[name] = score_scenes(data, pipeline, out / name, split_from=split_from, subset=subset)
+        compare_scene_metrics(results, out, draws=bootstrap)
         console.print((out / "comparison.md").read_text(encoding="utf-8"))
         console.print(f"reports: {out}/<model>/, side by side: {out / 'comparison.md'}")
         return
-    pipeline = _pipeline(models[0], backend, device, det_size, det_threshold, tiles, margin)
+    pipeline = _pipeline(models[0], backend, device, det_size, det_threshold, tiles, margin, box_fit)
     m = evaluate_scenes(data, pipeline, out, split_from=split_from, subset=subset)
     f = m["faces"]
     table = Table(title=f"{m['counts']['images']} images, {m['counts']['gt_faces_total']} faces")

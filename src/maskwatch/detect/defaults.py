@@ -14,6 +14,7 @@ DEFAULT_NMS_IOU = 0.3
 # height and scales its width and height by BOX_FIT[0] and BOX_FIT[1] (about its centre), fitted on the
 # training scenes of face-mask-scenes-853: `python tools/fit_face_boxes.py` (docs/results/detection.md).
 BOX_FIT = (1.1, 1.05, 0.12)
+DEFAULT_BOX_FIT = ",".join(f"{v:g}" for v in BOX_FIT)  # as the CLI's --box-fit takes it
 # Margin around the face box for the classifier's crop: the training crops' margin, now that the boxes are
 # framed as the training annotations are (validation scenes: 0.15 scored best of 0.15 / 0.2 / 0.25).
 DEFAULT_MARGIN = 0.15

@@ -88,6 +88,21 @@ def fit_boxes(boxes: np.ndarray, fit: tuple[float, float, float]) -> np.ndarray:
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
 
 
+def parse_box_fit(text: str) -> tuple[float, float, float] | None:
+    """``--box-fit``: "WIDTH,HEIGHT,SHIFT" (e.g. "1.1,1.05,0.12"), or "none" for the network's own boxes."""
+    if text.strip().lower() in ("none", "off", "raw"):
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values[:2]) <= 0:
+        raise MaskwatchError(
+            f"--box-fit must be WIDTH,HEIGHT,SHIFT (scales > 0, e.g. 1.1,1.05,0.12) or none, not {text!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
 def decode_centerface(
     heatmap: np.ndarray,
     scale: np.ndarray,

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.data.crops import crop_square
-from maskwatch.detect.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
+from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.detect.detector import FaceDetector, Faces, create_detector
 from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.classifiers import FaceClassifier
@@ -121,11 +121,13 @@ def load_pipeline(
     threshold: float = DEFAULT_DET_THRESHOLD,
     tiles: int = 0,
     margin: float = DEFAULT_MARGIN,
+    box_fit: tuple[float, float, float] | None = BOX_FIT,
 ) -> Pipeline:
-    """The default pipeline (CenterFace + the shipped classifier), or with the named model and detector options."""
+    """The default pipeline (CenterFace + the shipped classifier), or with the named model and detector options
+    (``box_fit=None``: the detector's own boxes, not fitted to the brows-to-chin framing)."""
     from maskwatch.runtime.classifiers import load_classifier
 
     if margin < 0 or margin > 2:
         raise MaskwatchError("--margin must be between 0 and 2")
-    det = create_detector(detector, size=size, threshold=threshold, tiles=tiles)
+    det = create_detector(detector, size=size, threshold=threshold, tiles=tiles, box_fit=box_fit)
     return Pipeline(det, load_classifier(model, backend=backend, device=device), margin=margin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,28 @@ def evaluate_scenes(
 ) -> dict[str, Any]:
     """Run the pipeline on every (held-out) scene, score it against the boxes; write metrics.json, plots and
     predictions.jsonl to ``out``; return the metrics."""
+    return score_scenes(voc_dir, pipeline, out, split_from=split_from, subset=subset, limit=limit).metrics
+
+
+@dataclass
+class SceneScores:
+    """``evaluate_scenes``' metrics with the ground truth and predictions they came from (scene by scene)."""
+
+    metrics: dict[str, Any]
+    gts: list[GroundTruth]
+    preds: list[Prediction]
+
+
+def score_scenes(
+    voc_dir: Path,
+    pipeline: Pipeline,
+    out: Path,
+    *,
+    split_from: Path | None = None,
+    subset: str = "test",
+    limit: int | None = None,
+) -> SceneScores:
+    """``evaluate_scenes``, keeping the per-scene ground truth and predictions (for ``compare_scene_metrics``)."""
     voc_dir = Path(voc_dir)
     if not is_voc_dir(voc_dir):
         raise MaskwatchError(f"{voc_dir} is not a Pascal VOC folder (annotations/*.xml + images/)")
@@ -138,7 +161,7 @@ def evaluate_scenes(
     write_json(out / "metrics.json", metrics)
     write_text(out / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     plot_detection_report(metrics, out)
-    return metrics
+    return SceneScores(metrics, gts, preds)
 
 
 def model_names(models: list[str | None]) -> list[str]:
@@ -159,9 +182,16 @@ def model_names(models: list[str | None]) -> list[str]:
     return names
 
 
-def compare_scene_metrics(results: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
+def compare_scene_metrics(
+    results: dict[str, dict[str, Any]] | dict[str, SceneScores], out: Path, *, draws: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """Side by side: the metrics of several models on the same scenes, and each one's change from the first
-    (the baseline). Writes comparison.json, comparison.md and comparison.png (AP50 per class) to ``out``."""
+    (the baseline). Writes comparison.json, comparison.md and comparison.png (AP50 per class) to ``out``.
+
+    Given ``SceneScores`` (and ``draws`` > 0), each change in mAP50 and AP50 also gets its 95% interval from a
+    paired bootstrap over the scenes (``evaluate.bootstrap``): how much of it the choice of scenes alone explains."""
+    scores = {k: v for k, v in results.items() if isinstance(v, SceneScores)}
+    results = {k: v.metrics if isinstance(v, SceneScores) else v for k, v in results.items()}
     names = list(results)
     base = results[names[0]]
     selections = {json.dumps(m.get("selection"), sort_keys=True) for m in results.values()}
@@ -187,7 +217,18 @@ def compare_scene_metrics(results: dict[str, dict[str, Any]], out: Path) -> dict
         row["delta"] = {
             k: None if row[k] is None or rows[0][k] is None else round(row[k] - rows[0][k], 4) for k in keys
         }
-    summary = {"baseline": names[0], "labels": labels, "counts": base["counts"], "rows": rows}
+    summary: dict[str, Any] = {"baseline": names[0], "labels": labels, "counts": base["counts"], "rows": rows}
+    bootstrap_keys = ["map50", *(f"ap50_{label}" for label in labels)]
+    if draws > 0 and len(scores) == len(names) > 1:
+        from maskwatch.evaluate.bootstrap import bootstrap_ap_change
+
+        summary["bootstrap"] = {"draws": draws, "seed": seed, "unit": "scene", "interval": 0.95}
+        first = scores[names[0]]
+        for name, row in zip(names[1:], rows[1:], strict=True):
+            change = bootstrap_ap_change(first.gts, first.preds, scores[name].preds, labels, draws=draws, seed=seed)
+            row["ci95"] = {
+                key: change["map50" if key == "map50" else key.removeprefix("ap50_")] for key in bootstrap_keys
+            }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "comparison.json", summary)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
@@ -202,6 +243,20 @@ def compare_scene_metrics(results: dict[str, dict[str, Any]], out: Path) -> dict
     for k in keys:
         cells = [fmt(r[k]) + (signed(r["delta"][k]) if i else "") for i, r in enumerate(rows)]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    if "bootstrap" in summary:
+        interval = lambda c: (  # noqa: E731
+            "n/a" if c["low"] is None else f"{c['change']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}]"
+        )
+        lines += [
+            "",
+            f"Change from `{names[0]}` with its 95% interval (paired bootstrap over the scenes, {draws} draws): an"
+            " interval that spans 0 is a change the choice of scenes alone could make.",
+            "",
+            "| model | " + " | ".join(bootstrap_keys) + " |",
+            "|---|" + "---|" * len(bootstrap_keys),
+        ]
+        for row in rows[1:]:
+            lines.append(f"| `{row['model']}` | " + " | ".join(interval(row["ci95"][k]) for k in bootstrap_keys) + " |")
     write_text(out / "comparison.md", "\n".join(lines) + "\n")
     _plot_comparison(rows, labels, out / "comparison.png")
     return summary

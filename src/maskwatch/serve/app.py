@@ -378,7 +378,7 @@ def create_app(
             "model": {k: Path(v).name if k == "path" else v for k, v in describe(pipeline.classifier).items()},
             "detector": {
                 "name": type(det).__name__,
-                **{k: getattr(det, k) for k in ("size", "threshold", "tiles") if hasattr(det, k)},
+                **{k: getattr(det, k) for k in ("size", "threshold", "tiles", "box_fit") if hasattr(det, k)},
                 "margin": pipeline.margin,
             },
             "auth": bool(settings.api_key),
