@@ -238,3 +238,86 @@ def test_feature_cache_keys_on_init_weights_not_their_path():
     with torch.no_grad():
         next(b.backbone.parameters()).add_(1.0)
     assert feature_key(a, []) != feature_key(b, [])
+
+
+def test_synthetic_weight_keeps_real_class_weights_and_weighs_synthetic_images():
+    """--synthetic-weight: real images weigh their class weight computed over the real images alone; synthetic
+    ones the given weight. Without it (or without synthetic images) the run weighs classes as before."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from maskwatch.data.dataset import Sample
+    from maskwatch.train.trainer import _class_weights, _sample_weights
+
+    labels = list(CANONICAL_LABELS)  # with_mask, without_mask, mask_worn_incorrectly
+
+    def sample(label: str, synthetic: bool = False) -> Sample:
+        p = Path(f"{label}-{synthetic}.png")
+        return Sample(str(p), p, label, p, "d", synthetic=synthetic)
+
+    real = [sample("with_mask")] * 6 + [sample("without_mask")] * 3 + [sample("mask_worn_incorrectly")]
+    synth = [sample("mask_worn_incorrectly", True)] * 20 + [sample("with_mask", True)] * 20
+    cfg = TrainConfig(data=["x"], out="y", class_weights="balanced", synthetic_weight=0.25)
+    w = _sample_weights(cfg, real + synth, labels)
+    # balanced over the 10 real images: n / (k * n_c) = 10 / (3 * [6, 3, 1])
+    expected = {"with_mask": 10 / 18, "without_mask": 10 / 9, "mask_worn_incorrectly": 10 / 3}
+    np.testing.assert_allclose(w[: len(real)], [expected[s.label] for s in real], rtol=1e-6)
+    assert w[len(real) :] == [0.25] * len(synth)
+    # over all 50 images, the rare real class would have weighed 50 / (3 * 21) instead of 10 / 3
+    pooled = _class_weights(cfg, real + synth, labels)
+    assert float(pooled[2]) == pytest.approx(50 / 63)
+    assert _sample_weights(TrainConfig(data=["x"], out="y", class_weights="balanced"), real + synth, labels) is None
+    assert _sample_weights(cfg, real, labels) is None  # nothing synthetic: the plain class-weighted loss
+    none = TrainConfig(data=["x"], out="y", synthetic_weight=2.0)
+    assert _sample_weights(none, real + synth, labels) == [1.0] * len(real) + [2.0] * len(synth)
+    with pytest.raises(MaskwatchError, match="--synthetic-weight"):
+        TrainConfig(data=["x"], out="y", synthetic_weight=0).validate()
+
+
+def test_train_step_weighted_loss_is_the_weighted_mean():
+    import torch
+    from torch import nn
+
+    from maskwatch.train.trainer import train_step
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 1, 0])
+    w = torch.tensor([1.0, 2.0, 0.5, 0.0, 3.0])
+    per_sample = nn.functional.cross_entropy(model(x), y, reduction="none").detach()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss, ok = train_step(model, x, y, opt, nn.CrossEntropyLoss(reduction="none"), None, w)
+    assert loss.item() / 5 == pytest.approx(float((per_sample * w).sum() / w.sum()), rel=1e-5)
+    assert ok.item() == int((model(x).argmax(1) == y).sum())
+    plain, _ = train_step(model, x, y, opt, nn.CrossEntropyLoss(), None)
+    same, _ = train_step(model, x, y, opt, nn.CrossEntropyLoss(reduction="none"), None, torch.ones(5))
+    assert plain.item() == pytest.approx(same.item(), rel=1e-6)
+
+
+def test_a_run_with_synthetic_weight_trains_and_records_it(tmp_path, toy3):
+    synth = tmp_path / "synth"
+    (synth / "mask_worn_incorrectly").mkdir(parents=True)
+    rows = ["file,label,source"]
+    for i, src in enumerate(sorted((toy3 / "without_mask").iterdir())):
+        (synth / "mask_worn_incorrectly" / f"s{i}.png").write_bytes(src.read_bytes())
+        rows.append(f"mask_worn_incorrectly/s{i}.png,mask_worn_incorrectly,{src}")
+    (synth / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (synth / "SYNTHETIC").write_text("")
+    for freeze in ("none", "backbone"):
+        out = tmp_path / f"run-{freeze}"
+        cfg = TrainConfig(
+            data=[str(toy3), str(synth)],
+            out=str(out),
+            model="cnn" if freeze == "none" else "efficientnet_lite0",
+            freeze=freeze,
+            image_size=48 if freeze == "none" else 64,
+            epochs=1,
+            workers=0,
+            class_weights="sqrt",
+            synthetic_weight=0.5,
+            feature_views=1,
+        )
+        assert train(cfg).status == "finished"
+        assert read_json(out / "config.json")["synthetic_weight"] == 0.5
+        assert read_json(out / "history.json")[0]["train_loss"] > 0

@@ -121,6 +121,14 @@ def train(
     dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier (default: the model's).")] = None,
     label_smoothing: float = 0.1,
     class_weights: Annotated[str, typer.Option(help="none | balanced | sqrt (softer balance)")] = "none",
+    synthetic_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Loss weight of each synthetic image; class weights then come from the real images alone, so"
+            " adding synthetic data does not change what a real image weighs (default: synthetic images count"
+            " like real ones)."
+        ),
+    ] = None,
     augment: Annotated[str, typer.Option(help="none | light | strong")] = "strong",
     freeze: Annotated[str, typer.Option(help="backbone (train the head on cached features) | none")] = "none",
     feature_views: Annotated[int, typer.Option(help="Frozen backbone: cached views per training image.")] = 3,
@@ -191,6 +199,7 @@ def train(
             dropout=dropout,
             label_smoothing=label_smoothing,
             class_weights=class_weights,
+            synthetic_weight=synthetic_weight,
             augment=augment,
             freeze=freeze,
             feature_views=feature_views,

@@ -33,6 +33,10 @@ class TrainConfig:
     dropout: float | None = None  # None: the model's default
     label_smoothing: float = 0.1
     class_weights: str = "none"  # none | balanced | sqrt
+    # None: synthetic images count like real ones and class weights are over all images. A number: class weights
+    # come from the real images alone (adding synthetic data does not change what a real image weighs) and each
+    # synthetic image weighs this much in the loss.
+    synthetic_weight: float | None = None
     augment: str = "strong"
     freeze: str = "none"  # none | backbone
     feature_views: int = 3  # frozen backbone: cached views per training image (1 plain + augmented)
@@ -63,6 +67,7 @@ class TrainConfig:
             (self.augment in PRESETS, f"--augment must be one of {', '.join(PRESETS)}"),
             (self.freeze in ("none", "backbone"), "--freeze must be backbone or none"),
             (self.class_weights in CLASS_WEIGHTS, f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}"),
+            (self.synthetic_weight is None or self.synthetic_weight > 0, "--synthetic-weight must be positive"),
             (self.split in ("grouped", "random"), "--split must be grouped or random"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),

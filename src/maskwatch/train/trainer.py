@@ -58,12 +58,16 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     criterion: nn.Module,
     amp_dtype: torch.dtype | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step; returns (summed loss, correct count) as tensors (no host sync)."""
+    """One optimisation step; returns (summed loss, correct count) as tensors (no host sync). With ``weights``
+    (one per sample; ``criterion`` then reduces nothing) the loss is their weighted mean."""
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         logits = model(images)
         loss = criterion(logits, targets)
+        if weights is not None:
+            loss = (loss.float() * weights).sum() / weights.sum().clamp_min(1e-12)
     loss.backward()
     optimizer.step()
     return loss.detach() * len(targets), (logits.detach().argmax(1) == targets).sum()
@@ -109,6 +113,20 @@ def _class_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequence
         weights = np.sqrt(weights)
         weights *= counts.sum() / max((weights * counts).sum(), 1e-12)
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def _sample_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequence[str]) -> list[float] | None:
+    """Loss weight per training sample under ``--synthetic-weight`` (None without it, or without synthetic
+    samples): a real image weighs its class's weight computed over the real images alone (1 with
+    ``--class-weights none``), a synthetic one ``synthetic_weight``."""
+    if cfg.synthetic_weight is None or not any(s.synthetic for s in samples):
+        return None
+    per_class = _class_weights(cfg, [s for s in samples if not s.synthetic], labels)
+    index = {label: i for i, label in enumerate(labels)}
+    return [
+        cfg.synthetic_weight if s.synthetic else (1.0 if per_class is None else float(per_class[index[s.label]]))
+        for s in samples
+    ]
 
 
 class _Run:
@@ -185,10 +203,14 @@ class _Run:
         self.lr = cfg.learning_rate(self.model.pretrained is not None)
         self.optimizer = _make_optimizer(cfg, params, self.lr)
         self.scheduler = _make_scheduler(cfg, self.optimizer)
-        weights = _class_weights(cfg, self.split.train, self.labels)
-        self.criterion = nn.CrossEntropyLoss(
-            weight=None if weights is None else weights.to(self.device), label_smoothing=cfg.label_smoothing
-        )
+        self.sample_weights = _sample_weights(cfg, self.split.train, self.labels)
+        if self.sample_weights is None:
+            weights = _class_weights(cfg, self.split.train, self.labels)
+            self.criterion = nn.CrossEntropyLoss(
+                weight=None if weights is None else weights.to(self.device), label_smoothing=cfg.label_smoothing
+            )
+        else:  # weighted per sample in train_step
+            self.criterion = nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg.label_smoothing)
         spec = self.model.spec
         self.eval_tf = eval_transform(self.model.input_size, spec.mean, spec.std)
         self.train_tf = train_transform(cfg.augment, self.model.input_size, spec.mean, spec.std)
@@ -224,7 +246,7 @@ class _Run:
         pin = self.device.type == "cuda"
         self.train_gen = torch.Generator().manual_seed(cfg.seed)
         self.train_loader = torch.utils.data.DataLoader(
-            ImageDataset(self.split.train, self.labels, self.train_tf),
+            ImageDataset(self.split.train, self.labels, self.train_tf, self.sample_weights),
             batch_size=cfg.batch_size,
             shuffle=True,
             num_workers=self.workers,
@@ -293,9 +315,11 @@ class _Run:
             order = torch.randperm(len(y), generator=gen)
             batches = [order[i : i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
             task = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=len(batches), status="")
+            weights = None if self.sample_weights is None else torch.tensor(self.sample_weights)
             for idx in batches:
                 xb, yb = x_all[idx].to(self.device), y[idx].to(self.device)
-                loss, ok = train_step(self.model.head, xb, yb, self.optimizer, self.criterion, None)
+                wb = None if weights is None else weights[idx].to(self.device)
+                loss, ok = train_step(self.model.head, xb, yb, self.optimizer, self.criterion, None, wb)
                 loss_sum += loss
                 correct += ok
                 seen += len(idx)
@@ -304,10 +328,11 @@ class _Run:
             self.model.train()
             self.train_gen.manual_seed(self.cfg.seed * 1000 + epoch)
             task = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=len(self.train_loader), status="")
-            for step, (images, targets) in enumerate(self.train_loader):
+            for step, (images, targets, *weights) in enumerate(self.train_loader):
                 images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 targets = targets.to(self.device, non_blocking=True)
-                loss, ok = train_step(self.model, images, targets, self.optimizer, self.criterion, self.amp_dtype)
+                wb = weights[0].to(self.device, torch.float32) if weights else None
+                loss, ok = train_step(self.model, images, targets, self.optimizer, self.criterion, self.amp_dtype, wb)
                 loss_sum += loss
                 correct += ok
                 seen += len(targets)
