@@ -64,7 +64,7 @@ def test_shipped_pipeline_on_heldout_scenes(tmp_path):
     from maskwatch.evaluate.scenes import evaluate_scenes
 
     scenes = Path(__file__).resolve().parents[1] / "docs" / "results" / "heldout-scenes-853.txt"
-    m = evaluate_scenes(SCENES, load_pipeline(), tmp_path, split_from=scenes)
+    m = evaluate_scenes(SCENES, load_pipeline(), tmp_path, split_from=scenes).metrics
     assert m["counts"]["images"] == 123 and m["counts"]["gt_faces_total"] == 595
     assert m["faces"]["iou30"]["recall"] >= 0.89  # measured 0.9126
     assert m["faces"]["iou50"]["recall"] >= 0.79  # measured 0.8168

@@ -152,9 +152,8 @@ def test_early_stopping(tmp_path, toy3):
     assert result.status == "stopped_early" and result.epochs_run == 3
 
 
-def test_synthetic_data_is_reported_apart_from_real_data(tmp_path, toy3):
-    """A run with a synthetic set says so, and its test report also scores the real test images alone."""
-    synth = tmp_path / "synth"
+def _synthetic_set(toy3, synth):
+    """A synthetic set as `data synth` writes one: each toy without_mask face copied as mask_worn_incorrectly."""
     (synth / "mask_worn_incorrectly").mkdir(parents=True)
     rows = ["file,label,source"]
     for i, src in enumerate(sorted((toy3 / "without_mask").iterdir())):
@@ -162,6 +161,12 @@ def test_synthetic_data_is_reported_apart_from_real_data(tmp_path, toy3):
         rows.append(f"mask_worn_incorrectly/s{i}.png,mask_worn_incorrectly,{src}")
     (synth / "manifest.csv").write_text("\n".join(rows) + "\n")
     (synth / "SYNTHETIC").write_text("")
+    return synth
+
+
+def test_synthetic_data_is_reported_apart_from_real_data(tmp_path, toy3):
+    """A run with a synthetic set says so, and its test report also scores the real test images alone."""
+    synth = _synthetic_set(toy3, tmp_path / "synth")
     cfg = TrainConfig(
         data=[str(toy3), str(synth)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0
     )
@@ -296,14 +301,7 @@ def test_train_step_weighted_loss_is_the_weighted_mean():
 
 
 def test_a_run_with_synthetic_weight_trains_and_records_it(tmp_path, toy3):
-    synth = tmp_path / "synth"
-    (synth / "mask_worn_incorrectly").mkdir(parents=True)
-    rows = ["file,label,source"]
-    for i, src in enumerate(sorted((toy3 / "without_mask").iterdir())):
-        (synth / "mask_worn_incorrectly" / f"s{i}.png").write_bytes(src.read_bytes())
-        rows.append(f"mask_worn_incorrectly/s{i}.png,mask_worn_incorrectly,{src}")
-    (synth / "manifest.csv").write_text("\n".join(rows) + "\n")
-    (synth / "SYNTHETIC").write_text("")
+    synth = _synthetic_set(toy3, tmp_path / "synth")
     for freeze in ("none", "backbone"):
         out = tmp_path / f"run-{freeze}"
         cfg = TrainConfig(

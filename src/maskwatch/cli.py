@@ -590,7 +590,7 @@ def evaluate_detect(
     device: str = "auto",
 ) -> None:
     """Detector + classifier on annotated scenes: face recall/precision, AP50 per class, mAP50, label accuracy."""
-    from maskwatch.evaluate.scenes import compare_scene_metrics, evaluate_scenes, model_names, score_scenes
+    from maskwatch.evaluate.scenes import compare_scene_metrics, evaluate_scenes, model_names
 
     if bootstrap < 0:
         raise MaskwatchError("--bootstrap must be 0 (off) or a number of draws")
@@ -601,13 +601,13 @@ def evaluate_detect(
         results = {}
         for name, one in zip(names, models, strict=True):
             pipeline = _pipeline(one, backend, device, det_size, det_threshold, tiles, margin, box_fit)
-            results[name] = score_scenes(data, pipeline, out / name, split_from=split_from, subset=subset)
+            results[name] = evaluate_scenes(data, pipeline, out / name, split_from=split_from, subset=subset)
         compare_scene_metrics(results, out, draws=bootstrap)
         console.print((out / "comparison.md").read_text(encoding="utf-8"))
         console.print(f"reports: {out}/<model>/, side by side: {out / 'comparison.md'}")
         return
     pipeline = _pipeline(models[0], backend, device, det_size, det_threshold, tiles, margin, box_fit)
-    m = evaluate_scenes(data, pipeline, out, split_from=split_from, subset=subset)
+    m = evaluate_scenes(data, pipeline, out, split_from=split_from, subset=subset).metrics
     f = m["faces"]
     table = Table(title=f"{m['counts']['images']} images, {m['counts']['gt_faces_total']} faces")
     for col in ("metric", "value"):

@@ -61,6 +61,16 @@ def write_scene_list(path: Path, scenes: set[str], header: str) -> None:
     write_text(path, f"# {header}\n" + "".join(f"{name}\n" for name in sorted(scenes)))
 
 
+@dataclass
+class SceneScores:
+    """What ``evaluate_scenes`` measured (``metrics``, as in metrics.json) and the ground truth and predictions,
+    scene by scene, it came from (``compare_scene_metrics`` draws scenes from them)."""
+
+    metrics: dict[str, Any]
+    gts: list[GroundTruth]
+    preds: list[Prediction]
+
+
 def evaluate_scenes(
     voc_dir: Path,
     pipeline: Pipeline,
@@ -69,31 +79,9 @@ def evaluate_scenes(
     split_from: Path | None = None,
     subset: str = "test",
     limit: int | None = None,
-) -> dict[str, Any]:
-    """Run the pipeline on every (held-out) scene, score it against the boxes; write metrics.json, plots and
-    predictions.jsonl to ``out``; return the metrics."""
-    return score_scenes(voc_dir, pipeline, out, split_from=split_from, subset=subset, limit=limit).metrics
-
-
-@dataclass
-class SceneScores:
-    """``evaluate_scenes``' metrics with the ground truth and predictions they came from (scene by scene)."""
-
-    metrics: dict[str, Any]
-    gts: list[GroundTruth]
-    preds: list[Prediction]
-
-
-def score_scenes(
-    voc_dir: Path,
-    pipeline: Pipeline,
-    out: Path,
-    *,
-    split_from: Path | None = None,
-    subset: str = "test",
-    limit: int | None = None,
 ) -> SceneScores:
-    """``evaluate_scenes``, keeping the per-scene ground truth and predictions (for ``compare_scene_metrics``)."""
+    """Run the pipeline on every (held-out) scene, score it against the boxes; write metrics.json, plots and
+    predictions.jsonl to ``out``."""
     voc_dir = Path(voc_dir)
     if not is_voc_dir(voc_dir):
         raise MaskwatchError(f"{voc_dir} is not a Pascal VOC folder (annotations/*.xml + images/)")
