@@ -60,6 +60,7 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     saved = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["samples"] == saved["test"]["samples"]
     assert metrics["test"]["accuracy"] == pytest.approx(saved["test"]["accuracy"])  # same model, same images
+    assert metrics["split"]["crops"] == {"margin": 0.15, "min_box": 12}  # the report says how faces were cropped
     (tmp_path / "bad.jpg").write_text("not an image")
     out = tmp_path / "out.jsonl"
     cl = _run(

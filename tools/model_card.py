@@ -86,6 +86,13 @@ def main() -> None:
     ap.add_argument("--tuned", type=Path, help="run fine-tuned from --run with `train --init` (synthetic data)")
     ap.add_argument("--interpolation", type=Path, help="`maskwatch interpolate` folder of --run and --tuned")
     ap.add_argument("--test-report", type=Path, help="`maskwatch evaluate` folder of the shipped model, whole test")
+    ap.add_argument(
+        "--framing",
+        type=Path,
+        action="append",
+        default=[],
+        help="`maskwatch evaluate` folders of the same VOC test crops at other --margin values (looser framing)",
+    )
     args = ap.parse_args()
     if bool(args.tuned) != bool(args.interpolation) or bool(args.interpolation) != bool(args.test_report):
         ap.error("--tuned, --interpolation and --test-report go together")
@@ -189,6 +196,17 @@ def main() -> None:
         else "Adding procedurally drawn masks (`maskwatch data synth`, two mixes) made that class and the others"
         " worse on real held-out scenes, so this model is trained without them (docs/results/synthetic-masks.md)."
     )
+    framing = ""
+    if args.framing:
+        runs = sorted((_load(f / "metrics.json") for f in args.framing), key=lambda m: m["split"]["crops"]["margin"])
+        framing = (
+            "\n- Crops framed more loosely than in training score lower: the same held-out scene faces cropped with"
+            " a margin of "
+            + " / ".join(f"{m['split']['crops']['margin']:g}" for m in runs)
+            + " of the box on each side: accuracy "
+            + " / ".join(f"{m['test']['accuracy']:.3f}" for m in runs)
+            + ". Give it whole photos (`maskwatch detect`), or face crops framed brows to chin plus about 15%."
+        )
     sel = det["selection"]
     pipeline = det["pipeline"]
     size_mb = args.onnx.stat().st_size / 1e6
@@ -249,7 +267,7 @@ docs/results/heldout-scenes-853.txt --model {args.onnx} --out {args.detect}`
   are the weakest; treat that label as a hint. {synth_limit}
 - Small faces (under 32 px) are found less often and labelled less reliably; raise `--det-size` or use
   `--tiles 2` on large group photos.
-- Faces are squashed to {cfg["image_size"]} px: fine detail (e.g. a mask's exact fit) is not seen.
+- Faces are squashed to {cfg["image_size"]} px: fine detail (e.g. a mask's exact fit) is not seen.{framing}
 - Training data are mostly frontal faces with light-blue surgical or cloth masks; dark, patterned or unusual
   masks, hands or scarves over the mouth, strong profile views and children are under-represented. Check it on
   your own cameras (`maskwatch evaluate-detect` on a few annotated frames) before relying on it.

@@ -51,6 +51,7 @@ def evaluate_model(
             "left_out": dict(unknown),
             "skipped_files": len(bundle.problems),
             "model": meta["path"],
+            "crops": {"margin": margin, "min_box": min_box},  # how VOC faces were cropped (class folders: as is)
         }
     )
     if out is None:
