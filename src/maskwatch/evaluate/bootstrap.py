@@ -6,11 +6,11 @@ paired bootstrap draws the scenes again with replacement, many times, scores *bo
 the difference: its 2.5 and 97.5 percentiles are the 95% interval of the change. Scenes, not faces, are the unit
 drawn, because faces of one photo share its light, camera and crowd.
 
-Thousands of draws need a fast AP: ``ap50`` computes COCO's AP at IoU 0.5 over all areas exactly as pycocotools
-does (per image and class: detections by score, at most 100, each taking the unmatched ground truth of highest IoU
->= 0.5; then across images by score, precision made monotone and read at 101 recall points), scored as
-``detection.detection_metrics`` scores (every face once per class, ``det_score * probs[c]``) and read at the
-recall points torchmetrics gives pycocotools; the tests check it against torchmetrics/pycocotools.
+Thousands of draws need a fast AP: ``ap50`` computes COCO's AP at IoU 0.5 over all areas as pycocotools does (per
+image and class: detections by score, at most 100, each taking the unmatched ground truth of highest IoU >= 0.5,
+``detection.match_faces``; then across images by score, precision made monotone and read at 101 recall points),
+scored as ``detection.detection_metrics`` scores (every face once per class, ``det_score * probs[c]``) and read at
+the recall points torchmetrics gives pycocotools; the tests check it against torchmetrics/pycocotools.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from maskwatch.evaluate.detection import GroundTruth, Prediction, box_iou
+from maskwatch.evaluate.detection import GroundTruth, Prediction, match_faces
 
 # torchmetrics hands pycocotools its recall points as float32 (torch.linspace), not pycocotools' float64 ones; where a
 # recall lands exactly on one (7 of 10 faces: 0.7) that decides which precision is read. Same points as the tables.
@@ -29,24 +29,12 @@ _MAX_DETS = 100
 
 
 def _match(gt_boxes: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """One image and class, pycocotools' rule: (scores sorted and cut to 100, 1 where that detection matched)."""
+    """One image and class: (scores sorted and cut to 100, True where that detection matched), by the face matching
+    of ``detection.match_faces`` (pycocotools' rule; where two faces overlap a detection exactly equally, it takes
+    the first, pycocotools the last)."""
     order = np.argsort(-scores, kind="mergesort")[:_MAX_DETS]
     scores = scores[order]
-    hit = np.zeros(len(order), dtype=bool)
-    if len(gt_boxes) and len(order):
-        ious = box_iou(boxes[order], gt_boxes)
-        taken = np.zeros(len(gt_boxes), dtype=bool)
-        limit = min(iou, 1 - 1e-10)
-        for d in range(len(order)):
-            best, m = limit, -1
-            for g in range(len(gt_boxes)):
-                if taken[g] or ious[d, g] < best:
-                    continue
-                best, m = ious[d, g], g
-            if m >= 0:
-                taken[m] = True
-                hit[d] = True
-    return scores, hit
+    return scores, match_faces(gt_boxes, boxes[order], scores, iou) >= 0
 
 
 def _average_precision(scores: list[np.ndarray], hits: list[np.ndarray], n_gt: int) -> float | None:
