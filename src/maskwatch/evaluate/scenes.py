@@ -171,15 +171,14 @@ def model_names(models: list[str | None]) -> list[str]:
 
 
 def compare_scene_metrics(
-    results: dict[str, dict[str, Any]] | dict[str, SceneScores], out: Path, *, draws: int = 1000, seed: int = 0
+    scores: dict[str, SceneScores], out: Path, *, draws: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
     """Side by side: the metrics of several models on the same scenes, and each one's change from the first
     (the baseline). Writes comparison.json, comparison.md and comparison.png (AP50 per class) to ``out``.
 
-    Given ``SceneScores`` (and ``draws`` > 0), each change in mAP50 and AP50 also gets its 95% interval from a
-    paired bootstrap over the scenes (``evaluate.bootstrap``): how much of it the choice of scenes alone explains."""
-    scores = {k: v for k, v in results.items() if isinstance(v, SceneScores)}
-    results = {k: v.metrics if isinstance(v, SceneScores) else v for k, v in results.items()}
+    With ``draws`` > 0, each change in mAP50 and AP50 also gets its 95% interval from a paired bootstrap over the
+    scenes (``evaluate.bootstrap``): how much of it the choice of scenes alone explains."""
+    results = {name: s.metrics for name, s in scores.items()}
     names = list(results)
     base = results[names[0]]
     selections = {json.dumps(m.get("selection"), sort_keys=True) for m in results.values()}
@@ -207,7 +206,7 @@ def compare_scene_metrics(
         }
     summary: dict[str, Any] = {"baseline": names[0], "labels": labels, "counts": base["counts"], "rows": rows}
     bootstrap_keys = ["map50", *(f"ap50_{label}" for label in labels)]
-    if draws > 0 and len(scores) == len(names) > 1:
+    if draws > 0 and len(names) > 1:
         from maskwatch.evaluate.bootstrap import bootstrap_ap_change
 
         summary["bootstrap"] = {"draws": draws, "seed": seed, "unit": "scene", "interval": 0.95}
