@@ -14,7 +14,6 @@ their APs, and the time of one 1,000-draw paired bootstrap (two models) with mas
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -56,35 +55,13 @@ def generated(n: int, seed: int) -> tuple[list[GroundTruth], list[Prediction]]:
 
 
 def from_report(report: Path, data: Path) -> tuple[list[GroundTruth], list[Prediction]]:
-    from maskwatch.data.voc import read_voc
+    from maskwatch.evaluate.scenes import read_scene_report
 
-    labels = json.loads((report / "metrics.json").read_text())["pipeline"]["classifier"]["labels"]
+    read = read_scene_report(report, data)
+    labels = read.metrics["pipeline"]["classifier"]["labels"]
     if labels != CLASSES:
         raise SystemExit(f"{report}: labels {labels}, expected {CLASSES}")
-    scenes = {s.image_path.name: s for s in read_voc(data)[0]}
-    gts, preds = [], []
-    for line in (report / "predictions.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        s, faces = scenes[r["source"]], r["faces"]
-        gts.append(
-            GroundTruth(
-                r["source"],
-                np.array([o.box for o in s.objects], np.float32).reshape(-1, 4),
-                [o.label for o in s.objects],
-            )
-        )
-        probs = np.array([[f["probs"][c] for c in CLASSES] for f in faces], np.float32).reshape(-1, 3)
-        preds.append(
-            Prediction(
-                r["source"],
-                np.array([f["box"] for f in faces], np.float32).reshape(-1, 4),
-                np.array([f["det_score"] for f in faces], np.float32),
-                [f["label"] for f in faces],
-                np.array([f["score"] for f in faces], np.float32),
-                probs,
-            )
-        )
-    return gts, preds
+    return read.gts, read.preds
 
 
 def main() -> None:

@@ -369,6 +369,14 @@ def test_evaluate_detect_on_generated_scenes(tmp_path, astronaut):
     assert m["faces"]["iou50"]["recall"] == 1.0 and m["faces"]["iou50"]["precision"] == 1.0
     assert m["label_accuracy"] == 1.0 and m["ap50"]["without_mask"] == pytest.approx(1.0)
     assert (out / "predictions.jsonl").is_file() and (out / "detection_confusion.png").is_file()
+    # the report reads back: the same scenes and faces, and the same AP from its predictions.jsonl
+    from maskwatch.evaluate.bootstrap import ap50
+    from maskwatch.evaluate.scenes import read_scene_report
+
+    read = read_scene_report(out, root)
+    assert [g.image_id for g in read.gts] == ["s0.jpg", "s1.jpg", "s2.jpg"] and read.metrics == m
+    assert [len(p.boxes) for p in read.preds] == [1, 1, 1] and read.preds[0].probs.shape == (1, 3)
+    assert ap50(read.gts, read.preds, m["pipeline"]["classifier"]["labels"])["without_mask"] == pytest.approx(1.0)
     # two models side by side on the same scenes (here the shipped one twice: every change is exactly 0)
     from maskwatch.runtime.classifiers import default_model_path
 

@@ -10,14 +10,10 @@ detections keep their scores. Tells how much of a class's AP the classifier can 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import numpy as np
-
-from maskwatch.data.voc import read_voc
-from maskwatch.evaluate.detection import GroundTruth, Prediction, box_iou, detection_metrics
-from maskwatch.evaluate.scenes import split_scenes
+from maskwatch.evaluate.detection import Prediction, box_iou, detection_metrics
+from maskwatch.evaluate.scenes import read_scene_report, split_scenes
 
 
 def main() -> None:
@@ -26,33 +22,29 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="the VOC set it was run on")
     ap.add_argument("--split-from", type=Path, required=True)
     args = ap.parse_args()
-    labels = json.loads((args.report / "metrics.json").read_text())["pipeline"]["classifier"]["labels"]
+    read = read_scene_report(args.report, args.data)
+    labels = read.metrics["pipeline"]["classifier"]["labels"]
     keep, _ = split_scenes(args.split_from, "test")
-    scenes = {s.image_path.name: s for s in read_voc(args.data)[0] if s.image_path.name in keep}
-    gts, actual, oracle = [], [], []
-    for line in (args.report / "predictions.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        s = scenes[r["source"]]
-        g = GroundTruth(
-            r["source"], np.array([o.box for o in s.objects], np.float32).reshape(-1, 4), [o.label for o in s.objects]
-        )
-        faces = r["faces"]
-        probs = np.array([[f["probs"][c] for c in labels] for f in faces], np.float32).reshape(-1, len(labels))
-        boxes = np.array([f["box"] for f in faces], np.float32).reshape(-1, 4)
-        det = np.array([f["det_score"] for f in faces], np.float32)
-        best = probs.copy()
-        if len(faces) and len(g.labels):
-            iou = box_iou(boxes, g.boxes)
-            for i in range(len(faces)):
+    outside = sorted(g.image_id for g in read.gts if g.image_id not in keep)
+    if outside:
+        raise SystemExit(f"{args.report} holds {len(outside)} scenes not in {args.split_from}, e.g. {outside[0]}")
+    oracle = []
+    for g, p in zip(read.gts, read.preds, strict=True):
+        best = p.probs.copy()
+        if len(p.boxes) and len(g.labels):
+            iou = box_iou(p.boxes, g.boxes)
+            for i in range(len(p.boxes)):
                 j = int(iou[i].argmax())
                 if iou[i, j] >= 0.5 and g.labels[j] in labels:
                     best[i] = 0.0
                     best[i, labels.index(g.labels[j])] = 1.0
-        gts.append(g)
-        for out, p in ((actual, probs), (oracle, best)):
-            out.append(Prediction(r["source"], boxes, det, [labels[k] for k in p.argmax(1)], p.max(1, initial=0), p))
-    for name, preds in (("actual", actual), ("perfect classifier", oracle)):
-        m = detection_metrics(gts, preds, labels)
+        oracle.append(
+            Prediction(
+                p.image_id, p.boxes, p.det_scores, [labels[k] for k in best.argmax(1)], best.max(1, initial=0), best
+            )
+        )
+    for name, preds in (("actual", read.preds), ("perfect classifier", oracle)):
+        m = detection_metrics(read.gts, preds, labels)
         print(f"{name:>18}: " + ", ".join(f"{c} {v:.4f}" for c, v in m["ap50"].items()))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from maskwatch.data.images import BadImageError, open_rgb
-from maskwatch.data.voc import is_voc_dir, read_voc
+from maskwatch.data.voc import VocImage, is_voc_dir, read_voc
 from maskwatch.detect.pipeline import Pipeline
 from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.detection import GroundTruth, Prediction, detection_metrics, plot_detection_report
@@ -115,13 +115,7 @@ def evaluate_scenes(
             skipped.append({"file": str(scene.image_path), "reason": exc.reason})
             continue
         image_id = scene.image_path.name
-        gts.append(
-            GroundTruth(
-                image_id,
-                np.array([o.box for o in scene.objects], np.float32).reshape(-1, 4),
-                [o.label for o in scene.objects],
-            )
-        )
+        gts.append(_ground_truth(scene))
         result = pipeline.process(image, image_id)
         lines.append(json.dumps(result.to_json()))
         probs = np.array([[f.probs[label] for label in labels] for f in result.faces], np.float32)
@@ -149,6 +143,40 @@ def evaluate_scenes(
     write_json(out / "metrics.json", metrics)
     write_text(out / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     plot_detection_report(metrics, out)
+    return SceneScores(metrics, gts, preds)
+
+
+def _ground_truth(scene: VocImage) -> GroundTruth:
+    boxes = np.array([o.box for o in scene.objects], np.float32).reshape(-1, 4)
+    return GroundTruth(scene.image_path.name, boxes, [o.label for o in scene.objects])
+
+
+def read_scene_report(report: Path, voc_dir: Path) -> SceneScores:
+    """An ``evaluate_scenes`` report folder read back: its metrics.json, and the ground truth (from the VOC set it
+    ran on) and predictions (predictions.jsonl) of its scenes. The JSON keeps probabilities to 4 decimals, so an AP
+    recomputed from them can differ a little from metrics.json where rounding ties scores."""
+    report = Path(report)
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    labels = metrics["pipeline"]["classifier"]["labels"]
+    scenes = {s.image_path.name: s for s in read_voc(Path(voc_dir))[0]}
+    gts: list[GroundTruth] = []
+    preds: list[Prediction] = []
+    for line in (report / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        if r["source"] not in scenes:
+            raise MaskwatchError(f"{report}: scene {r['source']} is not in {voc_dir}")
+        faces = r["faces"]
+        gts.append(_ground_truth(scenes[r["source"]]))
+        preds.append(
+            Prediction(
+                r["source"],
+                np.array([f["box"] for f in faces], np.float32).reshape(-1, 4),
+                np.array([f["det_score"] for f in faces], np.float32),
+                [f["label"] for f in faces],
+                np.array([f["score"] for f in faces], np.float32),
+                np.array([[f["probs"][c] for c in labels] for f in faces], np.float32).reshape(-1, len(labels)),
+            )
+        )
     return SceneScores(metrics, gts, preds)
 
 
