@@ -166,3 +166,38 @@ def test_paired_draws_each_mask_worn_both_ways(tmp_path, faces):
         assert np.abs(a[:16] - b[:16]).max() <= 2  # the forehead did not
     assert 0 < negatives < 9 and report.counts["without_mask"] == negatives
     assert report.counts["with_mask"] == report.counts["mask_worn_incorrectly"] == 9
+
+
+def test_donor_masks_are_moved_onto_faces_and_recorded(tmp_path, faces):
+    """--donors: masks come from the donors' with_mask faces (recorded in the manifest), the same seed gives the
+    same images, faceless donors are reported and skipped, and a donor set without with_mask faces is an error."""
+    donors = tmp_path / "donors"
+    (donors / "with_mask").mkdir(parents=True)
+    astro = Image.open(ASSETS / "samples" / "astronaut.jpg").convert("RGB").crop((140, 20, 310, 210))
+    masked = np.asarray(astro).copy()
+    masked[95:190, 30:140] = (30, 160, 60)  # a green "mask" over the lower face
+    Image.fromarray(masked).save(donors / "with_mask" / "green.png")
+    Image.new("RGB", (120, 120), (200, 200, 200)).save(donors / "with_mask" / "empty.png")
+    a, b = (
+        synthesize([faces], tmp_path / n, per_face=2, seed=3, paired=True, negatives=0.0, donors=[donors])
+        for n in ("a", "b")
+    )
+    rows = _rows(a.out)
+    assert rows == _rows(b.out) and len(rows) == 3 * 2 * 2
+    for row in rows:
+        assert row["style"] == "transplant" and row["donor"].endswith("green.png") and row["color"] == ""
+        assert (a.out / row["file"]).read_bytes() == (b.out / row["file"]).read_bytes()
+    saved = json.loads((a.out / "report.json").read_text())
+    assert saved["donor_faces"] == 2 and [d["reason"] for d in saved["donors_unusable"]] == ["no face found"]
+    green = np.asarray(Image.open(a.out / rows[0]["file"]), np.int16)
+    assert ((green[..., 1] - green[..., 0] > 80) & (green[..., 1] - green[..., 2] > 60)).sum() > 500
+    mixed = synthesize([faces], tmp_path / "m", per_face=8, seed=3, paired=True, donors=[donors], donor_share=0.5)
+    styles = {r["style"] for r in _rows(mixed.out) if r["kind"] == "mask"}
+    assert "transplant" in styles and len(styles) > 1
+    bare = tmp_path / "bare"
+    (bare / "without_mask").mkdir(parents=True)
+    astro.save(bare / "without_mask" / "face.jpg")
+    with pytest.raises(MaskwatchError, match="no with_mask faces"):
+        synthesize([faces], tmp_path / "x", donors=[bare])
+    with pytest.raises(MaskwatchError, match="--donor-share"):
+        synthesize([faces], tmp_path / "y", donors=[donors], donor_share=0)

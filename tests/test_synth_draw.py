@@ -152,3 +152,66 @@ def test_sample_grid_size() -> None:
     grid = sample_grid(face_image(), BOX, LMS, seed=0)
     rows = len(STYLES) + math.ceil((1 + len(OCCLUDERS)) / len(PLACEMENTS))
     assert grid.size == (len(PLACEMENTS) * CELL, rows * (CELL + LABEL_H))
+
+
+def donor_image(color: tuple[int, int, int] = (200, 20, 20)) -> Image.Image:
+    """The test face wearing a flat-coloured mask from just below the eyes to below the chin."""
+    img = np.asarray(face_image()).copy()
+    img[98:185, 48:153] = color
+    return Image.fromarray(img)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_transplant_moves_the_donors_mask(seed: int) -> None:
+    """A real mask moved onto a face: the donor's cloth (known colour) lands where the placement puts a mask;
+    a correctly worn one covers the nose, the wrong ones leave it visible."""
+    from maskwatch.data.synth_draw import draw_transplant
+
+    nose, ml, mr = LMS[2], LMS[3], LMS[4]
+    bare = np.asarray(face_image(), np.float32)
+    for placement in PLACEMENTS:
+        img, a = draw_transplant(
+            face_image(),
+            BOX,
+            LMS,
+            donor=donor_image(),
+            donor_box=BOX,
+            donor_landmarks=LMS,
+            placement=placement,
+            rng=np.random.default_rng(seed),
+        )
+        out = np.asarray(img, np.float32)
+        assert a.shape == (200, 200) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+        assert at(a, LMS[0]) < 0.1 and at(a, LMS[1]) < 0.1
+        assert np.abs(out[a == 0] - bare[a == 0]).max() == 0  # nothing outside the mask changes
+        covered = a > 0.95
+        mean = out[covered].mean(axis=0)
+        assert mean[0] > 150 and mean[1] < 80 and mean[2] < 80, (placement, mean)  # the donor's red cloth
+        if placement == "correct":
+            assert at(a, nose) > 0.5 and at(a, ml) > 0.5 and at(a, mr) > 0.5
+        elif placement == "under_nose":
+            assert at(a, nose) < 0.5 and at(a, (ml + mr) / 2) > 0.5
+        elif placement == "on_chin":
+            assert at(a, nose) < 0.5 and at(a, (ml + mr) / 2) < 0.5
+        else:
+            assert at(a, nose) < 0.5 or min(at(a, ml), at(a, mr)) < 0.5
+
+
+def test_transplant_follows_the_donors_scale_and_the_faces_brightness() -> None:
+    """A donor photographed twice as large gives the same mask; a darker face gets a darker mask."""
+    from maskwatch.data.synth_draw import draw_transplant
+
+    def grey_mask(face: Image.Image, donor: Image.Image, box: np.ndarray, lms: np.ndarray) -> float:
+        img, a = draw_transplant(
+            face, BOX, LMS, donor=donor, donor_box=box, donor_landmarks=lms, placement="correct",
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+        return float(np.asarray(img.convert("L"), np.float32)[a > 0.95].mean())
+
+    donor = donor_image((120, 120, 120))
+    big = donor.resize((400, 400), Image.BILINEAR)
+    small_v = grey_mask(face_image(), donor, BOX, LMS)
+    big_v = grey_mask(face_image(), big, BOX * 2, LMS * 2)
+    assert abs(small_v - big_v) < 3
+    dark = Image.fromarray((np.asarray(face_image(), np.float32) * 0.5).astype(np.uint8))
+    assert grey_mask(dark, donor, BOX, LMS) < small_v - 15

@@ -670,18 +670,43 @@ def data_synth(
             " placement tells the classes apart. --incorrect is then unused."
         ),
     ] = False,
+    donors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--donors",
+            help="Data sets whose with_mask faces lend their real masks, moved onto the unmasked faces (repeatable)."
+            " Not grouped with the output: use sets (or a training part) kept out of every test.",
+        ),
+    ] = None,
+    donor_share: Annotated[
+        float, typer.Option(help="With --donors: share of masks taken from a donor (the rest are drawn).")
+    ] = 1.0,
 ) -> None:
     """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
     from maskwatch.data.synth import synthesize
 
     report = synthesize(
-        faces, out, per_face=per_face, seed=seed, negatives=negatives, incorrect=incorrect, mix=mix, paired=paired
+        faces,
+        out,
+        per_face=per_face,
+        seed=seed,
+        negatives=negatives,
+        incorrect=incorrect,
+        mix=mix,
+        paired=paired,
+        donors=donors,
+        donor_share=donor_share,
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
     console.print(
         f"{report.written} images from {report.faces - len(report.skipped)} of {report.faces} faces ({counts}); "
         f"{len(report.skipped)} skipped (see report.json) -> {out}"
     )
+    if donors:
+        console.print(
+            f"masks moved from donors: {report.donors} with_mask faces offered, {len(report.donors_unusable)} of"
+            " those drawn were unusable (listed in report.json)"
+        )
 
 
 @data_app.command("inspect")

@@ -29,7 +29,9 @@ from maskwatch.progress import track
 
 MANIFEST = "manifest.csv"
 MARKER = "SYNTHETIC"
-MANIFEST_COLUMNS = ("file", "label", "source", "source_id", "kind", "style", "placement", "color", "pattern", "seed")
+MANIFEST_COLUMNS = (
+    "file", "label", "source", "source_id", "kind", "style", "placement", "color", "pattern", "donor", "seed",
+)  # fmt: skip
 MIN_FACE = 24  # faces smaller than this (pixels) are too coarse to draw on
 
 
@@ -40,6 +42,8 @@ class SynthReport:
     written: int = 0
     counts: Counter = field(default_factory=Counter)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    donors: int = 0  # with_mask faces offered as mask donors
+    donors_unusable: list[dict[str, str]] = field(default_factory=list)
 
 
 def _rng(seed: int, key: str, variant: int) -> np.random.Generator:
@@ -76,6 +80,8 @@ def synthesize(
     incorrect: float = 0.4,
     mix: str = "uniform",
     paired: bool = False,
+    donors: list[str | Path] | None = None,
+    donor_share: float = 1.0,
     detector=None,
     margin: float = 0.15,
     min_box: int = 12,
@@ -84,7 +90,11 @@ def synthesize(
 
     ``paired``: each variant is two images of one mask (same style, pattern and colour, drawn from the same
     random state), worn correctly and worn wrongly, so that only where it sits tells the classes apart
-    (``incorrect`` is unused); a hard negative, drawn with probability ``negatives``, is a third image."""
+    (``incorrect`` is unused); a hard negative, drawn with probability ``negatives``, is a third image.
+
+    ``donors``: data sets whose ``with_mask`` faces lend their real masks (``draw_transplant``): each mask is cut
+    from a donor with probability ``donor_share`` and drawn procedurally otherwise. Donor images are not grouped
+    with the synthetic ones: give donors from the training part only (or sets kept out of every test)."""
     from maskwatch.data.dataset import load_data
     from maskwatch.data.synth_draw import (
         MIXES,
@@ -95,6 +105,7 @@ def synthesize(
         STYLES,
         draw_mask,
         draw_occluder,
+        draw_transplant,
     )
 
     if per_face < 1:
@@ -103,6 +114,8 @@ def synthesize(
         raise MaskwatchError(f"--mix must be one of {', '.join(MIXES)}")
     if not (0 <= negatives < 1 and 0 <= incorrect < 1 and negatives + incorrect < 1):
         raise MaskwatchError("--negatives and --incorrect are shares in [0, 1) that sum to under 1")
+    if not 0 < donor_share <= 1:
+        raise MaskwatchError("--donor-share must be in (0, 1]")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise MaskwatchError(f"{out} exists and is not empty: choose a new --out folder")
@@ -115,6 +128,9 @@ def synthesize(
     if not faces:
         raise MaskwatchError(f"no without_mask faces in {', '.join(map(str, dirs))}")
     report = SynthReport(out, faces=len(faces))
+    donor_pool = _Donors(donors, detector, margin, min_box) if donors else None
+    if donor_pool is not None:
+        report.donors = len(donor_pool.samples)
     rows: list[dict[str, object]] = []
     weights = MIXES[mix]
 
@@ -157,23 +173,38 @@ def synthesize(
                     placements = [pick(rng, "placement", PLACEMENTS[1:])]
                 style, pattern = pick(rng, "style", STYLES), pick(rng, "pattern", PATTERNS)
                 colour = pick(rng, "color", colours)
+                donor = donor_pool.pick(rng) if donor_pool is not None and rng.random() < donor_share else None
                 # a pair starts drawing from one generator state: same mask, and only the placement is meant to differ
                 state = rng.bit_generator.state
                 for placement in placements:
                     rng.bit_generator.state = state
-                    drawn, _ = draw_mask(
-                        image,
-                        box,
-                        landmarks,
-                        style=style,
-                        placement=placement,
-                        color=PALETTE[colour],
-                        pattern=pattern,
-                        rng=rng,
-                    )
                     label = WITH_MASK if placement == "correct" else MASK_WORN_INCORRECTLY
-                    meta = dict(label=label, kind="mask", style=style, placement=placement, color=colour)
-                    meta["pattern"] = pattern
+                    if donor is not None:
+                        drawn, _ = draw_transplant(
+                            image,
+                            box,
+                            landmarks,
+                            donor=donor.image,
+                            donor_box=donor.box,
+                            donor_landmarks=donor.landmarks,
+                            placement=placement,
+                            rng=rng,
+                        )
+                        meta = dict(label=label, kind="mask", style="transplant", placement=placement, color="")
+                        meta.update(pattern="", donor=donor.id)
+                    else:
+                        drawn, _ = draw_mask(
+                            image,
+                            box,
+                            landmarks,
+                            style=style,
+                            placement=placement,
+                            color=PALETTE[colour],
+                            pattern=pattern,
+                            rng=rng,
+                        )
+                        meta = dict(label=label, kind="mask", style=style, placement=placement, color=colour)
+                        meta["pattern"] = pattern
                     drawings.append(("c" if placement == "correct" else "w", drawn, meta))
             for tag, drawn, meta in drawings:
                 row = {**base, **meta}
@@ -186,6 +217,8 @@ def synthesize(
                 rows.append(row)
                 report.counts[str(row["label"])] += 1
     report.written = len(rows)
+    if donor_pool is not None:
+        report.donors_unusable = donor_pool.unusable
     if not rows:
         raise MaskwatchError(f"no face found in any of the {len(faces)} without_mask images")
     with atomic_path(out / MANIFEST) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
@@ -205,10 +238,63 @@ def synthesize(
             "paired": paired,
             "negatives": negatives,
             "incorrect": incorrect,
+            "donors": [str(d) for d in donors or []],
+            "donor_share": donor_share if donors else None,
+            "donor_faces": report.donors,
+            "donors_unusable": report.donors_unusable,
             "skipped": report.skipped,
         },
     )
     return report
+
+
+@dataclass
+class Donor:
+    id: str
+    image: Image.Image
+    box: np.ndarray
+    landmarks: np.ndarray
+
+
+class _Donors:
+    """The with_mask faces of the donor sets; each is opened and its face found once, when first drawn."""
+
+    TRIES = 8  # donors drawn before giving up on one mask (it is then drawn procedurally)
+
+    def __init__(self, dirs: list[str | Path], detector, margin: float, min_box: int) -> None:
+        from maskwatch.data.dataset import load_data
+
+        bundle = load_data([str(d) for d in dirs], margin=margin, min_box=min_box)
+        self.samples = [s for s in bundle.samples if s.label == WITH_MASK and not s.synthetic]
+        if not self.samples:
+            raise MaskwatchError(f"no with_mask faces to take masks from in {', '.join(map(str, dirs))}")
+        self.detector = detector
+        self.cache: dict[int, Donor | None] = {}
+        self.unusable: list[dict[str, str]] = []
+
+    def _load(self, index: int) -> Donor | None:
+        if index not in self.cache:
+            sample = self.samples[index]
+            found = None
+            try:
+                image = open_rgb(sample.path)
+                found = find_face(self.detector, image)
+                reason = "no face found"
+            except BadImageError as exc:
+                reason = exc.reason
+            if found is None:
+                self.unusable.append({"file": str(sample.path), "reason": reason})
+                self.cache[index] = None
+            else:
+                self.cache[index] = Donor(sample.id, image, *found)
+        return self.cache[index]
+
+    def pick(self, rng: np.random.Generator) -> Donor | None:
+        for _ in range(self.TRIES):
+            donor = self._load(int(rng.integers(len(self.samples))))
+            if donor is not None:
+                return donor
+        return None
 
 
 def read_manifest_sources(root: Path) -> dict[Path, Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -346,10 +346,17 @@ def draw_mask(
     _line(draw, geom, top_edge + np.array([0.0, 0.03]), _scaled(color, 0.6), max(1, round(1.5 * lw)))
     _line(draw, geom, top_edge + np.array([0.0, 0.07]), _scaled(color, 0.82), lw)
     out = _composite(np.asarray(image), np.asarray(layer_img, np.float32), a_mask)
-
-    # Ear loops: thin lines from the mask's sides toward the ears.
-    loops = Image.new("L", image.size, 0)
     loop_col = (238, 238, 236) if style != "cloth" else _scaled(color, 0.9)
+    return _with_ear_loops(out, geom, a_mask, loop_col)
+
+
+def _with_ear_loops(
+    out: np.ndarray, geom: MaskGeom, a_mask: np.ndarray, color: Sequence[float]
+) -> tuple[Image.Image, np.ndarray]:
+    """Ear loops (thin lines from the mask's sides toward the ears) over a drawn mask; (image, total alpha)."""
+    frame = geom.frame
+    lw = max(1, round(0.014 * geom.width))
+    loops = Image.new("L", (out.shape[1], out.shape[0]), 0)
     ld = ImageDraw.Draw(loops)
     ear_v = 0.5 * frame.nose[1]
     for sign, half in ((-1, geom.half_l), (1, geom.half_r)):
@@ -358,9 +365,77 @@ def draw_mask(
         ld.line(_poly(np.array([a[0], ear])), fill=255, width=max(1, lw // 2 + 1))
         ld.line(_poly(np.array([a[1], ear])), fill=200, width=max(1, lw // 2))
     a_loop = _blurred(loops, 0.5) * (1 - a_mask)
-    out = _composite(out, np.broadcast_to(np.asarray(loop_col, np.float32), out.shape), a_loop)
+    out = _composite(out, np.broadcast_to(np.asarray(color, np.float32), out.shape), a_loop)
     alpha = np.clip(np.maximum(a_mask, a_loop), 0, 1).astype(np.float32)
     return Image.fromarray(out), alpha
+
+
+def _half_affine(geom: MaskGeom, sign: int) -> np.ndarray:
+    """3 x 3 matrix taking mask coordinates (s, t, 1) to image pixels on one half of the mask (s * sign >= 0),
+    where ``MaskGeom.to_image`` is affine."""
+    p0, ps, pt = geom.to_image(np.array([[0.0, 0.0], [float(sign), 0.0], [0.0, 1.0]]))
+    m = np.eye(3)
+    m[:2, 0] = (ps - p0) * sign
+    m[:2, 1] = pt - p0
+    m[:2, 2] = p0
+    return m
+
+
+def _face_luminance(image: Image.Image, frame: FaceFrame) -> float:
+    return float(np.mean(_cheek_color(image, frame) @ np.array([0.299, 0.587, 0.114])))
+
+
+def draw_transplant(
+    image: Image.Image,
+    box: Sequence[float] | np.ndarray,
+    landmarks: np.ndarray,
+    *,
+    donor: Image.Image,
+    donor_box: Sequence[float] | np.ndarray,
+    donor_landmarks: np.ndarray,
+    placement: str,
+    rng: np.random.Generator,
+) -> tuple[Image.Image, np.ndarray]:
+    """Move a real mask from a photo of someone wearing it (``donor``, its face box and landmarks) onto this face.
+
+    The donor's mask is taken where a correctly worn mask sits on the donor's face (nose bridge to chin, a little
+    narrower than the face, so that little of the cheeks comes along) and warped, half by half, onto where
+    ``placement`` puts a mask on this face: a real mask's cloth, folds, lighting and blur, worn correctly or not.
+    Its brightness follows this face's (half way); the outline is soft and ear loops are drawn.
+    Returns (new RGB image, alpha coverage)."""
+    image, donor = image.convert("RGB"), donor.convert("RGB")
+    frame = face_frame(box, landmarks)
+    geom = mask_geometry(frame, placement, rng)
+    dframe = face_frame(donor_box, donor_landmarks)
+    dgeom = mask_geometry(dframe, "correct", rng)
+    dgeom = replace(dgeom, half_l=0.9 * dgeom.half_l, half_r=0.9 * dgeom.half_r, top=dgeom.top + 0.08 * dgeom.height)
+    scale = dgeom.width / max(geom.width, 1.0)
+    if scale > 1.5:  # shrinking: blur first, or the warp aliases the weave
+        donor = donor.filter(ImageFilter.GaussianBlur(0.45 * scale))
+    gain = float(np.clip((_face_luminance(image, frame) / max(_face_luminance(donor, dframe), 1.0)) ** 0.5, 0.75, 1.33))
+    valid_src = Image.new("L", donor.size, 255)
+    w, h = image.size
+    layer = np.zeros((h, w, 3), np.float32)
+    valid = np.zeros((h, w), np.float32)
+    inv_right = np.linalg.inv(_half_affine(geom, 1))
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float64) + 0.5, np.arange(h, dtype=np.float64) + 0.5)
+    left = (inv_right[0, 0] * xs + inv_right[0, 1] * ys + inv_right[0, 2]) < 0
+    for sign, here in ((-1, left), (1, ~left)):
+        to_donor = _half_affine(dgeom, sign) @ np.linalg.inv(_half_affine(geom, sign))  # this image -> donor pixels
+        coeffs = tuple(float(c) for c in to_donor[:2].reshape(-1))
+        warped = np.asarray(donor.transform(image.size, Image.AFFINE, coeffs, Image.BILINEAR), np.float32)
+        ok = np.asarray(valid_src.transform(image.size, Image.AFFINE, coeffs, Image.BILINEAR), np.float32) / 255
+        layer[here] = warped[here]
+        valid[here] = ok[here]
+    layer *= gain
+    outline = _catmull_rom(_outline(str(rng.choice(["surgical", "cloth"]))))
+    sharp = Image.new("L", image.size, 0)
+    ImageDraw.Draw(sharp).polygon(_poly(geom.to_image(outline)), fill=255)
+    a_mask = _blurred(sharp, max(0.8, 0.012 * frame.face_w)) * valid
+    out = _composite(np.asarray(image), layer, a_mask)
+    inside = a_mask > 0.5
+    loop_col = (238, 238, 236) if rng.random() < 0.6 or not inside.any() else layer[inside].mean(axis=0)
+    return _with_ear_loops(out, geom, a_mask, loop_col)
 
 
 def _top_curve(style: str) -> tuple[np.ndarray, np.ndarray]:
