@@ -79,7 +79,8 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     bad = [x for x in lines if "error" in x]
     assert bad == [{"source": str(tmp_path / "bad.jpg"), "error": "not an image"}]
     good = lines[0]
-    assert set(good) == {"source", "label", "score", "probs"}
+    assert set(good) == {"source", "label", "score", "probs", "reframed", "face_box"}
+    assert not any(x.get("reframed") for x in lines)  # generated toy images hold no face to cut out
     assert good["score"] == pytest.approx(max(good["probs"].values()))
     assert sum(good["probs"].values()) == pytest.approx(1.0, abs=1e-5)
 
@@ -88,9 +89,10 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     assert ex.exit_code == 0, ex.output
     assert "same label on 16/16" in ex.output
     out2 = tmp_path / "onnx.jsonl"
-    cl2 = _run("classify", "--model", tmp_path / "m.onnx", toy_data / "with_mask", "--jsonl", out2)
+    cl2 = _run("classify", "--model", tmp_path / "m.onnx", toy_data / "with_mask", "--jsonl", out2, "--no-reframe")
     assert cl2.exit_code == 0, cl2.output
     onnx_lines = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert set(onnx_lines[0]) == {"source", "label", "score", "probs"}
     assert [x["source"] for x in onnx_lines] == [x["source"] for x in lines[:16]]
     for a, b in zip(lines[:16], onnx_lines, strict=True):
         assert a["label"] == b["label"]

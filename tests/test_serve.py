@@ -121,6 +121,19 @@ def test_classify_labels_each_crop_like_the_classifier(client, pipeline):
     assert sum(results[0]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_classify_cuts_loose_crops_around_their_face(client, pipeline):
+    """A whole portrait sent as a 'crop' is cut around its face first (as `maskwatch classify`); ?reframe=false
+    classifies it as sent."""
+    image = Image.open(io.BytesIO(ASTRONAUT)).convert("RGB")
+    framed = client.post("/api/v1/classify", content=ASTRONAUT).json()["results"][0]
+    plain = client.post("/api/v1/classify?reframe=false", content=ASTRONAUT).json()["results"][0]
+    assert framed["reframed"] is True and len(framed["face_box"]) == 4 and framed["label"] == "without_mask"
+    assert plain["reframed"] is None and plain["face_box"] is None
+    want = pipeline.classifier.predict_images([image])[0]
+    assert plain["probs"]["without_mask"] == pytest.approx(float(want[1]), abs=1e-5)
+    assert framed["probs"]["without_mask"] != pytest.approx(plain["probs"]["without_mask"], abs=1e-5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "needle"),
     [

@@ -322,6 +322,13 @@ def classify(
     batch_size: int = 32,
     backend: BackendOpt = "auto",
     device: str = "auto",
+    reframe: Annotated[
+        bool,
+        typer.Option(
+            help="Find the face in each image; if it spans under 0.6 of the image (a loose crop, a portrait),"
+            " classify the face cut as training crops are. --no-reframe: classify each image as it is."
+        ),
+    ] = True,
 ) -> None:
     """Classify face crops; unreadable files get an error line and the run goes on (exit 1 if any failed)."""
     from maskwatch.progress import track
@@ -331,10 +338,16 @@ def classify(
     if not files:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
     clf = load_classifier(model, backend=backend, device=device)
+    reframer = None
+    if reframe:
+        from maskwatch.detect.detector import CenterFace
+        from maskwatch.detect.reframe import Reframer
+
+        reframer = Reframer(CenterFace())
     counts: Counter = Counter()
     sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout
     try:
-        for result in track(classify_paths(clf, files, batch_size), "classifying", total=len(files)):
+        for result in track(classify_paths(clf, files, batch_size, reframer), "classifying", total=len(files)):
             sink.write(json.dumps(result) + "\n")
             sink.flush()
             counts[result.get("label", "error")] += 1

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.detect.reframe import find_face
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_path, write_json, write_text
 from maskwatch.labels import MASK_WORN_INCORRECTLY, WITH_MASK, WITHOUT_MASK
@@ -49,25 +50,6 @@ class SynthReport:
 def _rng(seed: int, key: str, variant: int) -> np.random.Generator:
     digest = hashlib.sha256(f"{seed}|{key}|{variant}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-def find_face(detector, image: Image.Image) -> tuple[np.ndarray, np.ndarray] | None:
-    """The face nearest the centre of a face image: (box, landmarks) in its pixels, or None.
-
-    The image is padded by a third on each side first: face crops are tight, and the detector needs context."""
-    arr = np.asarray(image.convert("RGB"))
-    h, w = arr.shape[:2]
-    pad = max(h, w) // 3
-    padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
-    faces = detector.detect(padded)
-    if not len(faces):
-        return None
-    centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2 - pad
-    best = int(np.argmin(np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2)))
-    box = faces.boxes[best] - pad
-    if min(box[2] - box[0], box[3] - box[1]) < MIN_FACE:
-        return None
-    return box, faces.landmarks[best] - pad
 
 
 def synthesize(
@@ -148,7 +130,7 @@ def synthesize(
         except BadImageError as exc:
             report.skipped.append({"file": str(sample.path), "reason": exc.reason})
             continue
-        found = find_face(detector, image)
+        found = find_face(detector, image, MIN_FACE)
         if found is None:
             report.skipped.append({"file": str(sample.path), "reason": "no face found"})
             continue
@@ -278,7 +260,7 @@ class _Donors:
             found = None
             try:
                 image = open_rgb(sample.path)
-                found = find_face(self.detector, image)
+                found = find_face(self.detector, image, MIN_FACE)
                 reason = "no face found"
             except BadImageError as exc:
                 reason = exc.reason

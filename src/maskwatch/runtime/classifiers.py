@@ -4,7 +4,7 @@ training checkpoint / run folder (PyTorch, or exported to ONNX on the fly); and 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,9 +88,32 @@ def prediction(source: str, labels: Sequence[str], row: np.ndarray) -> dict[str,
     return {"source": source, "label": labels[k], "score": float(row[k]), "probs": probs}
 
 
-def classify_paths(classifier: FaceClassifier, paths: Sequence[Path], batch_size: int = 32) -> Iterator[dict]:
-    """One result per path, in order: ``{source, label, score, probs}`` or ``{source, error}``."""
+Reframe = Callable[[Image.Image], tuple[Image.Image, list[float] | None]]
+
+
+def classify_images(
+    classifier: FaceClassifier, images: Sequence[Image.Image], sources: Sequence[str], reframe: Reframe | None = None
+) -> list[dict[str, Any]]:
+    """``prediction`` for each image (one batch). ``reframe`` (``detect.reframe.Reframer``): each image goes through
+    it first, and each result also says whether it was cut again (``reframed``) and around which face box
+    (``face_box``, pixels of the image)."""
     labels = classifier.labels
+    boxes: list[list[float] | None] = [None] * len(images)
+    if reframe is not None:
+        framed = [reframe(im) for im in images]
+        images, boxes = [f[0] for f in framed], [f[1] for f in framed]
+    probs = classifier.predict_images(images) if len(images) else np.zeros((0, len(labels)))
+    results = [prediction(src, labels, row) for src, row in zip(sources, probs, strict=True)]
+    if reframe is not None:
+        for result, box in zip(results, boxes, strict=True):
+            result.update(reframed=box is not None, face_box=box)
+    return results
+
+
+def classify_paths(
+    classifier: FaceClassifier, paths: Sequence[Path], batch_size: int = 32, reframe: Reframe | None = None
+) -> Iterator[dict]:
+    """One result per path, in order: ``classify_images``'s, or ``{source, error}`` for an unreadable file."""
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         images, ok, results = [], [], {}
@@ -100,8 +123,7 @@ def classify_paths(classifier: FaceClassifier, paths: Sequence[Path], batch_size
                 ok.append(p)
             except BadImageError as exc:
                 results[p] = {"source": str(p), "error": exc.reason}
-        probs = classifier.predict_images(images) if images else np.zeros((0, len(labels)))
-        for p, row in zip(ok, probs, strict=True):
-            results[p] = prediction(str(p), labels, row)
+        for p, result in zip(ok, classify_images(classifier, images, [str(p) for p in ok], reframe), strict=True):
+            results[p] = result
         for p in chunk:
             yield results[p]

@@ -34,8 +34,9 @@ from starlette.requests import ClientDisconnect
 from maskwatch import __version__
 from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, ImageTooLargeError, decode_rgb
 from maskwatch.detect.pipeline import FrameResult, Pipeline
+from maskwatch.detect.reframe import Reframer
 from maskwatch.labels import label_color
-from maskwatch.runtime.classifiers import describe, prediction
+from maskwatch.runtime.classifiers import classify_images, describe
 from maskwatch.serve.inference import Busy, InferenceQueue
 from maskwatch.serve.settings import ServeSettings
 from maskwatch.serve.store import Event, EventStore, iso
@@ -94,6 +95,8 @@ class ClassifyItem(BaseModel):
     label: str
     score: float
     probs: dict[str, float]
+    reframed: bool | None = None  # with ?reframe=true: cut again around the face found in it
+    face_box: list[float] | None = None  # that face's box, pixels of the (shrunk) image
 
 
 class ClassifyOut(BaseModel):
@@ -159,6 +162,7 @@ def create_app(
 
         kwargs = {"size": settings.det_size} if settings.det_size else {}
         pipeline = load_pipeline(settings.model, **kwargs)
+    reframer = Reframer(pipeline.detector)
     store = store or EventStore(settings.db)
     queue = InferenceQueue(settings.max_pending, settings.workers)
     started = time.time()
@@ -345,12 +349,14 @@ def create_app(
         summary="Label face crops (one or more multipart 'file' fields, or one raw image)",
     )
     async def classify(
-        request: Request, source: Annotated[str, Query(max_length=100)] = "upload"
+        request: Request,
+        source: Annotated[str, Query(max_length=100)] = "upload",
+        reframe: Annotated[bool, Query(description="cut loosely framed crops again around their face")] = True,
     ) -> dict[str, list[dict]]:
         files = await read_images(request, many=True)
         labels = pipeline.labels
 
-        def work() -> np.ndarray:
+        def work() -> list[dict]:
             total = sum(_pixels(data) for _, data in files)
             if total > settings.max_pixels:  # the limit holds for the whole request, not each crop
                 raise HTTPException(413, f"{len(files)} images with {total:,} pixels in all > {settings.max_pixels:,}")
@@ -359,13 +365,15 @@ def create_app(
                 crop = decode(name, data)
                 crop.thumbnail((CROP_SIDE, CROP_SIDE))
                 crops.append(crop)
-            probs = pipeline.classifier.predict_images(crops)
-            counts = {label: int((probs.argmax(1) == k).sum()) for k, label in enumerate(labels)}
+            names = [name for name, _ in files]
+            results = classify_images(pipeline.classifier, crops, names, reframer if reframe else None)
+            counts = dict.fromkeys(labels, 0)
+            for result in results:
+                counts[result["label"]] += 1
             log_event(Event(source.strip() or "upload", "classify", counts))
-            return probs
+            return results
 
-        probs = await infer(work)
-        return {"results": [prediction(name, labels, row) for (name, _), row in zip(files, probs, strict=True)]}
+        return {"results": await infer(work)}
 
     @app.get(f"{API}/health", summary="Model, detector, version and queue state")
     def health() -> dict[str, Any]:

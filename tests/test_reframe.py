@@ -1,0 +1,77 @@
+"""Loosely framed face crops cut again to the training framing (detect.reframe), through classify and its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.data.crops import crop_square
+from maskwatch.detect.detector import CenterFace
+from maskwatch.detect.reframe import REFRAME_BELOW, Reframer, find_face
+from maskwatch.evaluate.detection import box_iou
+from maskwatch.runtime.classifiers import ASSETS, classify_images, load_classifier
+
+PHOTO = ASSETS / "samples" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return CenterFace()
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return Image.open(PHOTO).convert("RGB")
+
+
+def test_a_loose_crop_is_cut_around_its_face(detector, photo):
+    """The whole portrait (face about a third of it): cut at the training margin around the face found in it."""
+    reframer = Reframer(detector)
+    box, ratio = reframer.measure(photo)
+    assert ratio == pytest.approx(max(box[2] - box[0], box[3] - box[1]) / 512) and ratio < REFRAME_BELOW
+    full, _ = find_face(detector, photo)  # the same face as the detector finds at its photo size
+    assert box_iou(np.array([box]), np.array([full]))[0, 0] > 0.8
+    image, face_box = reframer(photo)
+    assert face_box == [round(float(v), 1) for v in box]
+    assert np.array_equal(np.asarray(image), np.asarray(crop_square(photo, box, 0.15)))
+
+
+def test_tight_crops_and_faceless_images_are_kept(detector, photo):
+    box, _ = find_face(detector, photo)
+    tight = crop_square(photo, box, 0.15)
+    assert Reframer(detector).measure(tight)[1] >= REFRAME_BELOW
+    for image in (tight, Image.new("RGB", (160, 160), (40, 120, 60))):
+        out, face_box = Reframer(detector)(image)
+        assert out is image and face_box is None
+    # the threshold decides: with 0.2 even the portrait is kept as it is
+    assert Reframer(detector, below=0.2)(photo)[1] is None
+    with pytest.raises(ValueError, match="threshold"):
+        Reframer(detector, below=0)
+
+
+def test_classify_images_reports_the_reframing(detector, photo):
+    clf = load_classifier(None)
+    plain = classify_images(clf, [photo], ["p"])[0]
+    framed = classify_images(clf, [photo], ["p"], Reframer(detector))[0]
+    assert "reframed" not in plain
+    assert framed["reframed"] is True and len(framed["face_box"]) == 4
+    want = clf.predict_images([Reframer(detector)(photo)[0]])[0]
+    assert framed["probs"]["without_mask"] == pytest.approx(float(want[clf.labels.index("without_mask")]), abs=1e-6)
+    assert framed["label"] == "without_mask"
+
+
+def test_classify_cli_reframes_by_default(tmp_path):
+    runner = CliRunner()
+    out, out_plain = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    r = runner.invoke(app, ["classify", str(PHOTO), "--jsonl", str(out)])
+    assert r.exit_code == 0, r.output
+    line = json.loads(out.read_text())
+    assert line["reframed"] is True and line["label"] == "without_mask"
+    r = runner.invoke(app, ["classify", str(PHOTO), "--jsonl", str(out_plain), "--no-reframe"])
+    assert r.exit_code == 0, r.output
+    assert "reframed" not in json.loads(out_plain.read_text())
