@@ -75,3 +75,27 @@ def test_classify_cli_reframes_by_default(tmp_path):
     r = runner.invoke(app, ["classify", str(PHOTO), "--jsonl", str(out_plain), "--no-reframe"])
     assert r.exit_code == 0, r.output
     assert "reframed" not in json.loads(out_plain.read_text())
+
+
+def test_evaluate_reframe_scores_the_crops_classify_would_see(tmp_path, toy_data, detector, photo):
+    """evaluate --reframe = evaluate on the crops already cut: same loss; the report counts the crops cut again."""
+    from maskwatch.evaluate.evaluator import evaluate_model
+    from maskwatch.train import TrainConfig, train
+
+    run = train(
+        TrainConfig(data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0)
+    ).run_dir
+    box, _ = find_face(detector, photo)
+    given, cut = tmp_path / "given", tmp_path / "cut"
+    for root, portrait in ((given, photo), (cut, Reframer(detector)(photo)[0])):
+        (root / "without_mask").mkdir(parents=True)
+        (root / "with_mask").mkdir()
+        portrait.save(root / "without_mask" / "portrait.png")
+        crop_square(photo, box, 0.15).save(root / "without_mask" / "tight.png")
+        crop_square(photo, box, 0.15).rotate(90).save(root / "with_mask" / "turned.png")
+    evaluate_model(run, [str(given)], out=tmp_path / "e1", reframe=True)
+    evaluate_model(run, [str(cut)], out=tmp_path / "e2")
+    framed, plain = (json.loads((tmp_path / e / "metrics.json").read_text()) for e in ("e1", "e2"))
+    assert framed["split"]["reframe"]["reframed"] == 1
+    assert "reframe" not in plain["split"]
+    assert framed["test"]["loss"] == pytest.approx(plain["test"]["loss"], abs=1e-6)

@@ -246,6 +246,13 @@ def evaluate(
     device: str = "auto",
     margin: float = 0.15,
     min_box: int = 12,
+    reframe: Annotated[
+        bool,
+        typer.Option(
+            help="Cut loosely framed crops again around their face first, as `maskwatch classify` does (default"
+            " off: the model on the crops as they are)."
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a trained model on data sets: metrics.json, confusion matrix, curves, worst mistakes."""
     from maskwatch.evaluate.evaluator import evaluate_model
@@ -262,6 +269,7 @@ def evaluate(
         device=device,
         margin=margin,
         min_box=min_box,
+        reframe=reframe,
     )
     _print_metrics(report["metrics"], report["out"])
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from PIL import Image
+
 from maskwatch.data.dataset import load_data
 from maskwatch.data.split import load_split
 from maskwatch.errors import MaskwatchError
@@ -26,7 +28,10 @@ def evaluate_model(
     margin: float = 0.15,
     min_box: int = 12,
     workers: int | None = None,
+    reframe: bool = False,
 ) -> dict:
+    """``reframe``: each crop goes through ``detect.reframe.Reframer`` first (as ``maskwatch classify``); the report
+    then says how many were cut again."""
     net, meta = load_model(model)
     labels = meta["labels"]
     bundle = load_data(data, margin=margin, min_box=min_box)
@@ -61,6 +66,23 @@ def evaluate_model(
             else Path(meta["path"]).stem
         )
         out = Path("runs") / "evaluate" / f"{stem}-{'-'.join(Path(d).name for d in data)}"
-    probs = predict_samples(net, samples, labels, batch_size=batch_size, device=device, workers=workers)
+    prepare = None
+    if reframe:
+        from maskwatch.detect.detector import CenterFace
+        from maskwatch.detect.reframe import Reframer
+
+        reframer, cut = Reframer(CenterFace()), [0]
+
+        def prepare(image: Image.Image) -> Image.Image:
+            framed, box = reframer(image)
+            cut[0] += box is not None
+            return framed
+
+        workers = 0  # the detector runs in this process (and counts here)
+    probs = predict_samples(
+        net, samples, labels, batch_size=batch_size, device=device, workers=workers, prepare=prepare
+    )
+    if reframe:
+        described["reframe"] = {"below": reframer.below, "margin": reframer.margin, "reframed": cut[0]}
     metrics = write_report(Path(out), samples, labels, probs, described, key="test")
     return {"metrics": metrics, "out": Path(out)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +70,18 @@ def predict_samples(
     device: str | torch.device = "auto",
     workers: int | None = None,
     logits: bool = False,
+    prepare: Callable[[Image.Image], Image.Image] | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities (or logits) of ``samples``, in order."""
+    """Softmax probabilities (or logits) of ``samples``, in order; ``prepare`` changes each image first."""
     dev = pick_device(device) if isinstance(device, str) else device
     model.to(dev).to(memory_format=torch.channels_last)
     tf = eval_transform(model.input_size, model.spec.mean, model.spec.std)
+    if prepare is not None:
+        resize = tf
+
+        def tf(image: Image.Image) -> torch.Tensor:
+            return resize(prepare(image))
+
     loader = torch.utils.data.DataLoader(
         ImageDataset(samples, labels, tf),
         batch_size=batch_size,
