@@ -81,6 +81,9 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=Path("src/maskwatch/assets/mask-classifier.onnx"))
     ap.add_argument("--out", type=Path, default=Path("src/maskwatch/assets/MODEL_CARD.md"))
     ap.add_argument(
+        "--reframe", type=Path, help="tools/reframe_threshold.py --out JSON of the test crops (with --framing)"
+    )
+    ap.add_argument(
         "--ablation", type=Path, help="evaluate-detect folder with comparison.json (baseline first, this model second)"
     )
     ap.add_argument("--tuned", type=Path, help="run fine-tuned from --run with `train --init` (synthetic data)")
@@ -207,6 +210,26 @@ def main() -> None:
             + " / ".join(f"{m['test']['accuracy']:.3f}" for m in runs)
             + ". Give it whole photos (`maskwatch detect`), or face crops framed brows to chin plus about 15%."
         )
+    if args.framing and args.reframe:
+        from maskwatch.detect.reframe import REFRAME_BELOW
+
+        table = json.loads(args.reframe.read_text())
+        by_margin = {float(k.rpartition("@")[2]): v for k, v in table.items() if "scenes" in k and "@" in k}
+        cells = [by_margin[m["split"]["crops"]["margin"]] for m in runs if m["split"]["crops"]["margin"] in by_margin]
+        framing += (
+            f" `maskwatch classify` (and the API) cut a crop again around its face when the face spans under"
+            f" {REFRAME_BELOW:g} of it: on the same crops "
+            + " / ".join(f"{c['by_threshold'][str(REFRAME_BELOW)]['accuracy']:.3f}" for c in cells)
+            + " (`tools/reframe_threshold.py`; threshold chosen on validation crops)."
+        )
+    proxy_note = ""
+    if any(name.startswith("synthetic-proxy") for name, _ in evals):
+        proxy_note = (
+            "\n\n`synthetic-proxy-*` rows are not photos: `maskwatch data synth --paired --donors` images (real masks"
+            " from training photos moved onto test faces, worn correctly and wrongly, and a few hands, scarves or"
+            " papers), a stand-in for wrongly worn masks from another source; this model never saw such images, and"
+            " the masks it was tuned with were drawn by other code (docs/results/synthetic-masks.md, v5)."
+        )
     sel = det["selection"]
     pipeline = det["pipeline"]
     size_mb = args.onnx.stat().st_size / 1e6
@@ -245,7 +268,7 @@ Exact command:
 
 ## Classification on the test split (images never trained on)
 
-{classification_table(evals)}
+{classification_table(evals)}{proxy_note}
 
 ## Detection pipeline on held-out scenes of face-mask-scenes-853
 
