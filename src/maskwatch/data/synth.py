@@ -4,8 +4,9 @@ Every ``without_mask`` face of the given data sets (class folders, or the face c
 through maskwatch's own face detector for its box and 5 landmarks; then ``per_face`` variants are drawn
 (``data/synth_draw.py``): a mask worn correctly (``with_mask``), worn incorrectly (under the nose, on the chin,
 slipped to one side: ``mask_worn_incorrectly``) or, as hard negatives, something that is not a mask over the
-mouth (``without_mask``). Output: class folders, ``manifest.csv`` (file, label, source, style, placement, colour,
-pattern, seed) and a ``SYNTHETIC`` marker, so that ``load_data`` marks the set synthetic and groups every image
+mouth (``without_mask``). With ``donors``, masks are instead moved from real photos of people wearing them
+(``draw_transplant``). Output: class folders, ``manifest.csv`` (file, label, source, style, placement, colour,
+pattern, donor, seed) and a ``SYNTHETIC`` marker, so that ``load_data`` marks the set synthetic and groups every image
 with its source face (a grouped split never puts a synthetic face and its source on two sides).
 Each variant's random state depends only on (seed, source id, variant), so the same seed gives the same output.
 """
