@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 from maskwatch.data.crops import crop_square
 from maskwatch.detect.detector import CenterFace
-from maskwatch.detect.reframe import REFRAME_BELOW, Reframer, find_face
+from maskwatch.detect.reframe import REFRAME_BELOW, REFRAME_MIN_FACE, Reframer, find_face
 from maskwatch.evaluate.detection import box_iou
 from maskwatch.runtime.classifiers import ASSETS, classify_images, load_classifier
 
@@ -48,6 +48,12 @@ def test_tight_crops_and_faceless_images_are_kept(detector, photo):
     for image in (tight, Image.new("RGB", (160, 160), (40, 120, 60))):
         out, face_box = Reframer(detector)(image)
         assert out is image and face_box is None
+    # a face found under REFRAME_MIN_FACE pixels is not cut out: too little is left of it
+    small = photo.resize((48, 48), Image.BILINEAR)
+    tiny_box, tiny_ratio = Reframer(detector, min_face=0).measure(small)
+    assert tiny_box is not None and tiny_ratio < REFRAME_BELOW and min(tiny_box[2:] - tiny_box[:2]) < REFRAME_MIN_FACE
+    assert Reframer(detector)(small)[1] is None
+    assert Reframer(detector, min_face=0)(small)[1] is not None
     # the threshold decides: with 0.2 even the portrait is kept as it is
     assert Reframer(detector, below=0.2)(photo)[1] is None
     with pytest.raises(ValueError, match="threshold"):

@@ -211,16 +211,16 @@ def main() -> None:
             + ". Give it whole photos (`maskwatch detect`), or face crops framed brows to chin plus about 15%."
         )
     if args.framing and args.reframe:
-        from maskwatch.detect.reframe import REFRAME_BELOW
+        from maskwatch.detect.reframe import REFRAME_BELOW, REFRAME_MIN_FACE
 
         table = json.loads(args.reframe.read_text())
         by_margin = {float(k.rpartition("@")[2]): v for k, v in table.items() if "scenes" in k and "@" in k}
         cells = [by_margin[m["split"]["crops"]["margin"]] for m in runs if m["split"]["crops"]["margin"] in by_margin]
         framing += (
             f" `maskwatch classify` (and the API) cut a crop again around its face when the face spans under"
-            f" {REFRAME_BELOW:g} of it: on the same crops "
+            f" {REFRAME_BELOW:g} of it (and is at least {REFRAME_MIN_FACE:g} px): on the same crops "
             + " / ".join(f"{c['by_threshold'][str(REFRAME_BELOW)]['accuracy']:.3f}" for c in cells)
-            + " (`tools/reframe_threshold.py`; threshold chosen on validation crops)."
+            + " (`tools/reframe_threshold.py`; both thresholds chosen on validation crops)."
         )
     proxy_note = ""
     if any(name.startswith("synthetic-proxy") for name, _ in evals):

@@ -8,7 +8,8 @@ threshold: the table REFRAME_BELOW was chosen from (on validation crops).
 Each ``--data SET@MARGIN`` is scored with its crops cut at that margin (VOC scene sets; class folders are used as
 they are). The crops of ``--subset`` of the saved split (``--split-from``) are classified as given and cut again
 around the face found in them; the table gives the accuracy if every crop whose face spans under T of it is cut
-again, for each T. Also written as JSON (``--out``).
+again, for each T; a second table, at the shipped T, keeps crops whose face found is under N pixels as they are,
+for each N. Also written as JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -29,29 +30,44 @@ from maskwatch.progress import track
 from maskwatch.runtime.classifiers import load_classifier
 
 THRESHOLDS = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0)
+MIN_FACES = (0, 8, 12, 16, 20, 24)  # the second table: at the shipped threshold, faces under N px kept as given
 
 
 def score_set(clf, reframer: Reframer, data: str, margin: float, split_from: Path, subset: str) -> dict:
     bundle = load_data([data], margin=margin)
     part = load_split(split_from, bundle.samples).parts()[subset]
     y = np.array([clf.labels.index(s.label) for s in part])
-    raw, cut, ratio = [], [], []
+    raw, cut, ratio, side = [], [], [], []
     for s in track(part, f"{Path(data).name} at margin {margin}"):
         image = open_rgb(s.path)
         raw.append(image)
-        box, r = reframer.measure(image)
+        box, r = reframer.measure(image, min_face=0)
         ratio.append(r)
+        side.append(0.0 if box is None else float(min(box[2] - box[0], box[3] - box[1])))
         cut.append(image if box is None else crop_square(image, box, reframer.margin))
     p_raw, p_cut = clf.predict_images(raw).argmax(1), clf.predict_images(cut).argmax(1)
-    ratio_arr = np.array(ratio)
-    rows = {}
-    for t in THRESHOLDS:
-        use = ratio_arr < t
-        rows[str(t)] = {
-            "accuracy": float(np.mean(np.where(use, p_cut, p_raw) == y)),
-            "reframed": float(use.mean()),
-        }
-    return {"images": len(y), "as_given": float(np.mean(p_raw == y)), "by_threshold": rows}
+    ratio_arr, side_arr = np.array(ratio), np.array(side)
+
+    def score(use: np.ndarray) -> dict:
+        return {"accuracy": float(np.mean(np.where(use, p_cut, p_raw) == y)), "reframed": float(use.mean())}
+
+    min_face = reframer.min_face
+    return {
+        "images": len(y),
+        "as_given": float(np.mean(p_raw == y)),
+        "by_threshold": {str(t): score((ratio_arr < t) & (side_arr >= min_face)) for t in THRESHOLDS},
+        "by_min_face": {str(m): score((ratio_arr < reframer.below) & (side_arr >= m)) for m in MIN_FACES},
+    }
+
+
+def _table(results: dict, key: str, head: str, values) -> None:
+    print(f"| {head} | " + " | ".join(Path(k).name for k in results) + " |")
+    print("|---" * (len(results) + 1) + "|")
+    print("| as given | " + " | ".join(f"{r['as_given']:.4f}" for r in results.values()) + " |")
+    for v in values:
+        cells = [f"{r[key][str(v)]['accuracy']:.4f} ({r[key][str(v)]['reframed']:.0%})" for r in results.values()]
+        print(f"| {v:g} | " + " | ".join(cells) + " |")
+    print()
 
 
 def main() -> None:
@@ -68,16 +84,8 @@ def main() -> None:
     for spec in args.data:
         data, _, margin = spec.partition("@")
         results[spec] = score_set(clf, reframer, data, float(margin or 0.15), args.split_from, args.subset)
-    head = f"| T (shipped: {REFRAME_BELOW:g}) | " + " | ".join(Path(k).name for k in results) + " |"
-    print(head)
-    print("|---" * (len(results) + 1) + "|")
-    print("| as given | " + " | ".join(f"{r['as_given']:.4f}" for r in results.values()) + " |")
-    for t in THRESHOLDS:
-        cells = [
-            f"{r['by_threshold'][str(t)]['accuracy']:.4f} ({r['by_threshold'][str(t)]['reframed']:.0%})"
-            for r in results.values()
-        ]
-        print(f"| {t:g} | " + " | ".join(cells) + " |")
+    _table(results, "by_threshold", f"T (shipped {REFRAME_BELOW:g}; min face {reframer.min_face:g} px)", THRESHOLDS)
+    _table(results, "by_min_face", f"min face, px (at T {reframer.below:g})", MIN_FACES)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

@@ -333,8 +333,8 @@ def classify(
     reframe: Annotated[
         bool,
         typer.Option(
-            help="Find the face in each image; if it spans under 0.6 of the image (a loose crop, a portrait),"
-            " classify the face cut as training crops are. --no-reframe: classify each image as it is."
+            help="Find the face in each image; if it spans under 0.6 of the image (a loose crop, a portrait) and is"
+            " 12 px or more, classify the face cut as training crops are. --no-reframe: classify each image as it is."
         ),
     ] = True,
 ) -> None:

@@ -5,9 +5,10 @@ from elsewhere may show much more around the face, and the classifier is less su
 faces cut with margin 0.15 / 0.4 / 0.7: accuracy 0.949 / 0.933 / 0.893). ``Reframer`` finds the face nearest the
 crop's centre and, when that face spans less than ``REFRAME_BELOW`` of the crop's long side, returns the face cut
 at the training margin; tighter crops are kept as they are (there the detector's box can run past the crop's
-edges, and cutting it again costs more than it gives). ``maskwatch classify`` and ``POST /api/v1/classify`` use
-it by default; the threshold was chosen on validation crops (``tools/reframe_threshold.py``,
-docs/results/synthetic-masks.md).
+edges, and cutting it again costs more than it gives), and so are crops whose face found is under
+``REFRAME_MIN_FACE`` pixels (in small crops that is often not the face the crop was cut for). ``maskwatch
+classify``, ``POST /api/v1/classify`` and ``maskwatch evaluate --reframe`` use it; both thresholds were chosen on
+validation crops (``tools/reframe_threshold.py``, docs/results/synthetic-masks.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from maskwatch.detect.defaults import DEFAULT_MARGIN
 
 REFRAME_DET_SIZE = 256  # detector input (long side, pixels) for a crop padded by a third on each side
 REFRAME_BELOW = 0.6  # face side / crop long side under which a crop is cut again (a training crop: 0.77)
+REFRAME_MIN_FACE = 12  # faces found with a shorter side (pixels) are not cut out: the crop is kept as it is
 
 
 def find_face(detector, image: Image.Image, min_face: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
@@ -49,16 +51,22 @@ class Reframer:
     runs at ``det_size`` (a crop's face is large: a small input finds it, many times faster than a photo's)."""
 
     def __init__(
-        self, detector, below: float = REFRAME_BELOW, margin: float = DEFAULT_MARGIN, det_size: int = REFRAME_DET_SIZE
+        self,
+        detector,
+        below: float = REFRAME_BELOW,
+        margin: float = DEFAULT_MARGIN,
+        det_size: int = REFRAME_DET_SIZE,
+        min_face: float = REFRAME_MIN_FACE,
     ) -> None:
         if not 0 < below <= 1:
             raise ValueError("reframe threshold must be in (0, 1]")
         self.detector = detector.resized(det_size) if hasattr(detector, "resized") else detector
-        self.below, self.margin = below, margin
+        self.below, self.margin, self.min_face = below, margin, min_face
 
-    def measure(self, image: Image.Image) -> tuple[np.ndarray | None, float]:
-        """(the central face's box or None, its long side / the image's long side; inf when no face is found)."""
-        found = find_face(self.detector, image)
+    def measure(self, image: Image.Image, min_face: float | None = None) -> tuple[np.ndarray | None, float]:
+        """(the central face's box or None, its long side / the image's long side; inf when no face of at least
+        ``min_face`` pixels (default: the reframer's) is found)."""
+        found = find_face(self.detector, image, self.min_face if min_face is None else min_face)
         if found is None:
             return None, float("inf")
         box = found[0]
