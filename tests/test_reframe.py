@@ -78,6 +78,7 @@ def test_classify_cli_reframes_by_default(tmp_path):
     assert r.exit_code == 0, r.output
     line = json.loads(out.read_text())
     assert line["reframed"] is True and line["label"] == "without_mask"
+    assert "1 loosely framed image(s) classified by the face found in them" in r.output
     r = runner.invoke(app, ["classify", str(PHOTO), "--jsonl", str(out_plain), "--no-reframe"])
     assert r.exit_code == 0, r.output
     assert "reframed" not in json.loads(out_plain.read_text())

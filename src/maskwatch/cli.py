@@ -353,18 +353,25 @@ def classify(
 
         reframer = Reframer(CenterFace())
     counts: Counter = Counter()
+    reframed = 0
     sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout
     try:
         for result in track(classify_paths(clf, files, batch_size, reframer), "classifying", total=len(files)):
             sink.write(json.dumps(result) + "\n")
             sink.flush()
             counts[result.get("label", "error")] += 1
+            reframed += bool(result.get("reframed"))
             if "error" in result:
                 console.print(f"[yellow]skipped[/] {escape(result['source'])}: {result['error']}")
     finally:
         if jsonl:
             sink.close()
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()) + (f"  -> {jsonl}" if jsonl else ""))
+    if reframed:
+        console.print(
+            f"{reframed} loosely framed image(s) classified by the face found in them (face_box); photos of several"
+            " people: use `maskwatch detect`; --no-reframe classifies whole images"
+        )
     if counts["error"]:
         raise typer.Exit(1)
 
