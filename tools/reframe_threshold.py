@@ -24,7 +24,6 @@ from maskwatch.data.crops import crop_square
 from maskwatch.data.dataset import load_data
 from maskwatch.data.images import open_rgb
 from maskwatch.data.split import load_split
-from maskwatch.detect.detector import CenterFace
 from maskwatch.detect.reframe import REFRAME_BELOW, Reframer
 from maskwatch.progress import track
 from maskwatch.runtime.classifiers import load_classifier
@@ -79,7 +78,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON file for the table")
     args = ap.parse_args()
     clf = load_classifier(args.model)
-    reframer = Reframer(CenterFace())
+    reframer = Reframer()
     results = {}
     for spec in args.data:
         data, _, margin = spec.partition("@")

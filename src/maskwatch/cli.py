@@ -348,10 +348,9 @@ def classify(
     clf = load_classifier(model, backend=backend, device=device)
     reframer = None
     if reframe:
-        from maskwatch.detect.detector import CenterFace
         from maskwatch.detect.reframe import Reframer
 
-        reframer = Reframer(CenterFace())
+        reframer = Reframer()
     counts: Counter = Counter()
     reframed = 0
     sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout

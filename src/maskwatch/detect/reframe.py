@@ -47,12 +47,13 @@ def find_face(detector, image: Image.Image, min_face: float = 0.0) -> tuple[np.n
 class Reframer:
     """``reframer(image)`` -> (the image to classify, the face box it was cut around, or None if kept as it was).
 
-    ``detector`` should frame faces as the training annotations do (``CenterFace`` with its default box fit); it
-    runs at ``det_size`` (a crop's face is large: a small input finds it, many times faster than a photo's)."""
+    ``detector`` (default: ``CenterFace()``) should frame faces as the training annotations do (CenterFace with its
+    default box fit); it runs at ``det_size`` (a crop's face is large: a small input finds it, many times faster
+    than a photo's)."""
 
     def __init__(
         self,
-        detector,
+        detector=None,
         below: float = REFRAME_BELOW,
         margin: float = DEFAULT_MARGIN,
         det_size: int = REFRAME_DET_SIZE,
@@ -60,8 +61,15 @@ class Reframer:
     ) -> None:
         if not 0 < below <= 1:
             raise ValueError("reframe threshold must be in (0, 1]")
+        if detector is None:
+            from maskwatch.detect.detector import CenterFace
+
+            detector = CenterFace()
         self.detector = detector.resized(det_size) if hasattr(detector, "resized") else detector
-        self.below, self.margin, self.min_face = below, margin, min_face
+        self.below, self.margin, self.min_face, self.det_size = below, margin, min_face, det_size
+
+    def describe(self) -> dict[str, float]:
+        return {"below": self.below, "margin": self.margin, "min_face": self.min_face, "det_size": self.det_size}
 
     def measure(self, image: Image.Image, min_face: float | None = None) -> tuple[np.ndarray | None, float]:
         """(the central face's box or None, its long side / the image's long side; inf when no face of at least

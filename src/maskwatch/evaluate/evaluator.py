@@ -68,10 +68,9 @@ def evaluate_model(
         out = Path("runs") / "evaluate" / f"{stem}-{'-'.join(Path(d).name for d in data)}"
     prepare = None
     if reframe:
-        from maskwatch.detect.detector import CenterFace
         from maskwatch.detect.reframe import Reframer
 
-        reframer, cut = Reframer(CenterFace()), [0]
+        reframer, cut = Reframer(), [0]
 
         def prepare(image: Image.Image) -> Image.Image:
             framed, box = reframer(image)
@@ -83,6 +82,6 @@ def evaluate_model(
         net, samples, labels, batch_size=batch_size, device=device, workers=workers, prepare=prepare
     )
     if reframe:
-        described["reframe"] = {"below": reframer.below, "margin": reframer.margin, "reframed": cut[0]}
+        described["reframe"] = {**reframer.describe(), "reframed": cut[0]}
     metrics = write_report(Path(out), samples, labels, probs, described, key="test")
     return {"metrics": metrics, "out": Path(out)}
