@@ -9,7 +9,8 @@ drawn, because faces of one photo share its light, camera and crowd.
 Thousands of draws need a fast AP: ``ap50`` computes COCO's AP at IoU 0.5 over all areas as pycocotools does (per
 image and class: detections by score, at most 100, each taking the unmatched ground truth of highest IoU >= 0.5,
 ``detection.match_faces``; then across images by score, precision made monotone and read at 101 recall points),
-scored as ``detection.detection_metrics`` scores (every face once per class, ``det_score * probs[c]``) and read at
+scored as ``detection.detection_metrics`` scores (every face once per class, ``det_score * probs[c]``, none where
+that is NaN) and read at
 the recall points torchmetrics gives pycocotools; the tests check it against torchmetrics/pycocotools.
 """
 
@@ -76,7 +77,9 @@ class _Scored:
             for c, name in enumerate(self.classes):
                 mine = np.array([label == name for label in g.labels], dtype=bool)
                 self.n_gt[i, c] = int(mine.sum())
-                s, h = _match(gt_boxes[mine], boxes, det * probs[:, c], 0.5)
+                score = det * probs[:, c]
+                given = ~np.isnan(score)  # as detection_metrics: NaN, a class the model does not know
+                s, h = _match(gt_boxes[mine], boxes[given], score[given], 0.5)
                 row_s.append(s)
                 row_h.append(h)
             self.scores.append(row_s)

@@ -8,8 +8,9 @@ Choices, in one place:
 - ``map50``/``ap50`` come from torchmetrics' ``MeanAveragePrecision`` (pycocotools backend, 101-point
   interpolation). Every detected face enters once per class with score ``det_score * probs[c]``, the usual
   detect-then-classify scoring, so AP sees the whole ranking (boxes scored 0 are kept: COCO ranks them last,
-  they still count). ``map50_top1`` enters each face once, as its predicted label with score
-  ``det_score * score``. Label metrics use ``Prediction.labels``.
+  they still count; a NaN probability, for a class the classifier does not have, enters no box).
+  ``map50_top1`` enters each face once, as its predicted label with score ``det_score * score``. Label metrics
+  use ``Prediction.labels``.
 - A class with no ground-truth face has no AP: torchmetrics reports -1, here ``None``; the mean is over the
   classes that have ground truth (what torchmetrics does).
 - Rates with an empty denominator (precision without predictions, recall without ground truth, accuracy
@@ -210,6 +211,8 @@ def _map50(
             labels = np.tile(np.arange(k, dtype=np.int64), len(boxes))
             scores = (det[:, None] * np.asarray(p.probs, dtype=np.float32).reshape(-1, k)).reshape(-1)
             boxes = np.repeat(boxes, k, axis=0)
+            given = ~np.isnan(scores)  # NaN: a class the model does not know, so no detection of it
+            labels, scores, boxes = labels[given], scores[given], boxes[given]
         most = max(most, len(p.boxes))  # detections per image and class: one per face
         detections.append(
             {"boxes": torch.as_tensor(boxes), "scores": torch.as_tensor(scores), "labels": torch.as_tensor(labels)}
@@ -327,7 +330,7 @@ def detection_metrics(
         "by_size": by_size,
         "settings": {
             "iou_thresholds": dict(IOU_THRESHOLDS),
-            "ap_scores": "per class det_score * probs[c]; top1: predicted label, det_score * score",
+            "ap_scores": "per class det_score * probs[c] (none where NaN); top1: predicted label, det_score * score",
             "size": "sqrt(w * h) px, bins [lo, hi)",
             "ap_by_size": "torchmetrics/COCO area ranges (32², 96²), only for bins equal to them",
         },

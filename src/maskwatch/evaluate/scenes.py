@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,9 @@ def evaluate_scenes(
     unknown = sorted({label for g in gts for label in g.labels} - set(labels))
     if unknown:
         info(f"[yellow]ground-truth labels the model does not know are scored as misses:[/] {', '.join(unknown)}")
-    metrics = detection_metrics(gts, preds, labels)
+        # no probability for them (NaN): their faces count as wrong labels, their classes get no box and AP 0
+        preds = [replace(p, probs=np.pad(p.probs, ((0, 0), (0, len(unknown))), constant_values=np.nan)) for p in preds]
+    metrics = detection_metrics(gts, preds, [*labels, *unknown])
     metrics["selection"] = selection
     metrics["skipped"] = skipped
     metrics["pipeline"] = {
@@ -157,7 +159,7 @@ def read_scene_report(report: Path, voc_dir: Path) -> SceneScores:
     recomputed from them can differ a little from metrics.json where rounding ties scores."""
     report = Path(report)
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
-    labels = metrics["pipeline"]["classifier"]["labels"]
+    labels = list(metrics["ap50"])  # the classifier's labels, then ground-truth labels it does not know
     scenes = {s.image_path.name: s for s in read_voc(Path(voc_dir))[0]}
     gts: list[GroundTruth] = []
     preds: list[Prediction] = []
@@ -174,7 +176,9 @@ def read_scene_report(report: Path, voc_dir: Path) -> SceneScores:
                 np.array([f["det_score"] for f in faces], np.float32),
                 [f["label"] for f in faces],
                 np.array([f["score"] for f in faces], np.float32),
-                np.array([[f["probs"][c] for c in labels] for f in faces], np.float32).reshape(-1, len(labels)),
+                np.array([[f["probs"].get(c, np.nan) for c in labels] for f in faces], np.float32).reshape(
+                    -1, len(labels)
+                ),
             )
         )
     return SceneScores(metrics, gts, preds)
