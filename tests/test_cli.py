@@ -127,6 +127,12 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         (("serve", "--port", "70000"), "--port must be between"),
         (("serve", "--read-timeout", "0"), "--read-timeout must be positive"),
         (("serve", "--model", tmp_path / "none.onnx"), "model not found"),
+        (("classify", toy_data, "--batch-size", "0"), "--batch-size must be at least 1"),
+        (("evaluate", tmp_path / "nope.pt", "--data", toy_data, "--batch-size", "0"), "--batch-size must be at least"),
+        (("detect", toy_data, "--classify-every", "0"), "--classify-every must be at least 1"),
+        (("detect", toy_data, "--det-size", "10"), "--det-size must be 0 (native) or at least 32"),
+        (("detect", toy_data, "--tiles", "9"), "--tiles must be between 0 and 8"),
+        (("demo", "--out", toy_data), "was not made by demo"),
     ]:
         result = _run(*args)
         assert result.exit_code == 2, (args, result.output)
@@ -134,6 +140,14 @@ def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
         assert len(result.output.strip().splitlines()) == 1
     for name in ("r", "r2", "r3", "r4", "r5"):  # a failed start leaves no run behind to block a retry
         assert not (tmp_path / name / "config.json").exists()
+    assert len(list((toy_data / "with_mask").iterdir())) == 16  # demo refused the folder and left it whole
+
+
+def test_classify_jsonl_into_a_new_folder(tmp_path, toy_data):
+    out = tmp_path / "new" / "dir" / "out.jsonl"
+    result = _run("classify", toy_data / "with_mask", "--jsonl", out, "--no-reframe")
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 16
 
 
 def test_expand_inputs_keeps_order_and_missing(tmp_path, toy_data):

@@ -259,6 +259,7 @@ def evaluate(
 
     if not data:
         raise MaskwatchError("give at least one --data DIR")
+    _at_least_one(batch_size=batch_size)
     report = evaluate_model(
         model,
         [str(d) for d in data],
@@ -289,6 +290,13 @@ def _print_metrics(m: dict, out: Path) -> None:
         table.add_row(label, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", str(v["support"]))
     console.print(table)
     console.print(f"report: {out}")
+
+
+def _at_least_one(**options: int | None) -> None:
+    """Refuse a count option under 1 (None: not given), naming it as typed."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise MaskwatchError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -342,6 +350,7 @@ def classify(
     from maskwatch.progress import track
     from maskwatch.runtime.classifiers import classify_paths, load_classifier
 
+    _at_least_one(batch_size=batch_size)
     files = expand_inputs(paths)
     if not files:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
@@ -353,6 +362,8 @@ def classify(
         reframer = Reframer()
     counts: Counter = Counter()
     reframed = 0
+    if jsonl:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
     sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout
     try:
         for result in track(classify_paths(clf, files, batch_size, reframer), "classifying", total=len(files)):
@@ -457,12 +468,7 @@ def detect(
     """Find every face and say whether it wears a mask, wears it incorrectly, or wears none."""
     from maskwatch.detect.run import DetectOptions, detect_sources
 
-    if every < 1:
-        raise MaskwatchError("--every must be at least 1")
-    if classify_every < 1:
-        raise MaskwatchError("--classify-every must be at least 1")
-    if max_frames is not None and max_frames < 1:
-        raise MaskwatchError("--max-frames must be at least 1")
+    _at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin, box_fit)
     from maskwatch.data.images import is_image_name
 
@@ -796,6 +802,9 @@ def data_inspect(
     console.print(f"report: {out / 'report.json'}, pictures: class_balance.png, samples.png, duplicates.png")
 
 
+DEMO_MARKER = ".maskwatch-demo"
+
+
 @app.command()
 @friendly
 def demo(
@@ -814,8 +823,13 @@ def demo(
     from maskwatch.train import TrainConfig
     from maskwatch.train import train as train_run
 
-    if out.exists():
+    marker = out / DEMO_MARKER
+    if out.exists() and any(out.iterdir()):
+        if not marker.is_file():  # never wipe a folder the demo did not make
+            raise MaskwatchError(f"--out {out}: folder is not empty and was not made by demo; give a new folder")
         shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `maskwatch demo`; the next demo run with this --out replaces the folder\n")
     data_dir = make_toy_dataset(out / "data", per_class=40, size=96, seed=1, labels=CANONICAL_LABELS, duplicates=4)
     console.rule("1. data inspect")
     r = inspect_data([str(data_dir)], out / "inspect")

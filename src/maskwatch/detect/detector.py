@@ -171,11 +171,11 @@ class CenterFace:
         threads: int | None = None,
     ) -> None:
         if size != 0 and size < 32:
-            raise MaskwatchError("detector size must be 0 (native) or at least 32 pixels")
+            raise MaskwatchError(f"--det-size must be 0 (native) or at least 32 pixels (got {size})")
         if not 0 < threshold < 1:
-            raise MaskwatchError("detector threshold must be between 0 and 1")
+            raise MaskwatchError(f"--det-threshold must be between 0 and 1 (got {threshold})")
         if tiles < 0 or tiles > 8:
-            raise MaskwatchError("detector tiles must be between 0 and 8")
+            raise MaskwatchError(f"--tiles must be between 0 and 8 (got {tiles})")
         if box_fit is not None and (len(box_fit) != 3 or min(box_fit[:2]) <= 0):
             raise MaskwatchError("detector box_fit must be (width scale > 0, height scale > 0, shift)")
         self.size = size
@@ -192,7 +192,7 @@ class CenterFace:
         _ = self.session  # load once here, so the copy shares it
         other = copy.copy(self)
         if size != 0 and size < 32:
-            raise MaskwatchError("detector size must be 0 (native) or at least 32 pixels")
+            raise MaskwatchError(f"--det-size must be 0 (native) or at least 32 pixels (got {size})")
         other.size = size
         return other
 
