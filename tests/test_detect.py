@@ -315,7 +315,9 @@ class _CountingClassifier:
         return np.tile(np.array([[0.8, 0.15, 0.05]], np.float32), (len(images), 1))
 
 
-def test_tracked_pipeline_classifies_tracks_every_n_frames():
+@pytest.mark.parametrize("stride", [1, 5])
+def test_tracked_pipeline_classifies_tracks_every_n_frames(stride):
+    """classify_every counts processed frames: ``detect --every 5`` passes the frame numbers 0, 5, 10, ..."""
     from maskwatch.detect.pipeline import Pipeline
     from maskwatch.detect.tracking import TrackedPipeline
 
@@ -324,9 +326,10 @@ def test_tracked_pipeline_classifies_tracks_every_n_frames():
     results = []
     for i in range(12):
         image = np.full((240, 320, 3), i, np.uint8)
-        results.append(tracked.process(image, "cam", i))
+        results.append(tracked.process(image, "cam", stride * i))
     # frame 0: no confirmed track yet (2 crops); from frame 1 both are tracks, classified at 1, 4, 7, 10
     assert clf.calls == 2 + 2 * 4
+    assert [r.frame for r in results] == [stride * i for i in range(12)]  # the JSON keeps the decoded numbers
     assert all(f.track_id is not None for r in results[1:] for f in r.faces)
     assert all(f.label == "with_mask" for r in results for f in r.faces)
     assert all(f.probs["with_mask"] == pytest.approx(0.8) for r in results[1:] for f in r.faces)
@@ -404,16 +407,23 @@ def test_default_inference_does_not_need_torch():
     import subprocess
     import sys
 
+    photo = SAMPLES / "astronaut.jpg"
     code = (
         "import sys, numpy as np\n"
+        "from PIL import Image\n"
         "from maskwatch.detect.pipeline import load_pipeline\n"
-        "from maskwatch.detect.run import detect_sources\n"
+        "from maskwatch.detect.run import DetectOptions, detect_sources\n"
         "p = load_pipeline()\n"
-        "r = p.process(np.zeros((64, 64, 3), np.uint8))\n"
-        "print('torch' in sys.modules)\n"
+        f"r = p.process(np.asarray(Image.open({str(photo)!r}).convert('RGB')))\n"
+        "seen = []\n"
+        f"report = detect_sources([{str(photo)!r}], p, DetectOptions(), seen.append)\n"
+        "print(len(r.faces), len(seen), sum(len(x.faces) for x in seen), report.failed, 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    faces, results, detected, failed, torch_imported = out.stdout.split()[-5:]
+    # the astronaut's face was found and classified, once directly and once through detect_sources
+    assert int(faces) >= 1 and int(results) == 1 and int(detected) >= 1 and failed == "False"
+    assert torch_imported == "False"
 
 
 def test_split_scenes_keeps_only_scenes_wholly_in_the_subset(tmp_path):

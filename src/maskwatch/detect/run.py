@@ -243,7 +243,7 @@ def _run_stream(
                         progress.update(task, total=min(todo, opts.max_frames) if opts.max_frames else todo)
                     if opts.track:
                         tracked = TrackedPipeline(pipeline, rate, classify_every=opts.classify_every)
-                if tracked:
+                if tracked:  # frame.index only numbers the JSON; --classify-every counts the frames processed here
                     result = tracked.process(frame.image, inp.name(), frame.index or 0)
                 else:
                     result = pipeline.process(frame.image, inp.name(), frame.index)

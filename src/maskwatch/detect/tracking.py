@@ -138,8 +138,9 @@ def _relabel(face: FaceResult, tid: int, probs: np.ndarray, labels: list[str]) -
 
 class TrackedPipeline:
     """The pipeline for video and streams: detect every frame, track, and classify each tracked face only when
-    it is new or was last classified ``classify_every`` frames ago (its smoothed label carries over between);
-    faces not yet confirmed as a track are classified every frame."""
+    it is new or was last classified ``classify_every`` processed frames ago (its smoothed label carries over
+    between); faces not yet confirmed as a track are classified every frame. ``classify_every`` counts calls of
+    ``process``, not the frame numbers passed to it (with ``detect --every K`` those are K apart)."""
 
     def __init__(self, pipeline: Pipeline, fps: float | None = None, *, classify_every: int = 3, **tracker_options):
         if classify_every < 1:
@@ -148,16 +149,20 @@ class TrackedPipeline:
         self.classify_every = classify_every
         self.tracker = FaceTracker(pipeline.labels, fps, **tracker_options)
         self.classified = 0  # face crops sent to the classifier (for benchmarks)
+        self.processed = 0  # frames processed so far: the clock of classify_every
 
     @property
     def labels(self) -> list[str]:
         return self.pipeline.labels
 
     def process(self, image: np.ndarray, source: str = "", frame: int = 0) -> FrameResult:
+        """Detect, track and classify one frame; ``frame`` (e.g. the decoded frame index) only labels the result."""
+        step = self.processed
+        self.processed += 1
         faces = self.pipeline.detect(image)
         ids = self.tracker.assign(faces.boxes, faces.scores)
         todo = [
-            i for i, tid in enumerate(ids) if tid is None or self.tracker.needs_label(tid, frame, self.classify_every)
+            i for i, tid in enumerate(ids) if tid is None or self.tracker.needs_label(tid, step, self.classify_every)
         ]
         probs = np.zeros((len(faces), len(self.labels)), np.float32)
         if todo:
@@ -168,7 +173,7 @@ class TrackedPipeline:
             if tid is None:
                 continue
             if i in fresh:
-                self.tracker.observe(tid, probs[i], frame)
+                self.tracker.observe(tid, probs[i], step)
             probs[i] = self.tracker.seen(tid)
         result = self.pipeline.result(image, faces, probs, source, frame)
         for face, tid in zip(result.faces, ids, strict=True):
