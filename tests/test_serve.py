@@ -82,6 +82,14 @@ def test_health_names_model_detector_and_labels(client):
     assert all(c.startswith("#") and len(c) == 7 for c in body["colors"].values())
 
 
+@pytest.mark.parametrize(("det_size", "want"), [(0, 0), (320, 320), (None, 800)])
+def test_det_size_setting_reaches_the_detector(tmp_path, det_size, want):
+    """``serve --det-size 0`` means the image's native size, as in ``detect``; not given: the default 800."""
+    cfg = ServeSettings(db=tmp_path / "events.sqlite", det_size=det_size)
+    with TestClient(create_app(cfg)) as c:
+        assert c.get("/api/v1/health").json()["detector"]["size"] == want
+
+
 def test_detect_returns_the_pipelines_json_for_multipart_and_raw_bodies(client, pipeline):
     expected = pipeline.process(np.asarray(Image.open(io.BytesIO(GROUP)).convert("RGB")), source="group.jpg")
     r = client.post("/api/v1/detect", files={"file": ("group.jpg", GROUP, "image/jpeg")})
@@ -159,6 +167,26 @@ def test_bad_uploads_get_a_one_line_4xx(client, kwargs, status, needle):
     detail = r.json()["detail"]
     assert needle in detail and "\n" not in detail
     assert client.get("/api/v1/health").status_code == 200  # still serving
+
+
+def test_classify_face_box_is_in_the_uploaded_images_pixels(client, pipeline):
+    """The server shrinks an upload to 512 px before it looks for the face; face_box still comes back in the
+    upload's own pixels: where the library (``maskwatch classify``) puts it on the full-size image."""
+    from maskwatch.detect.reframe import Reframer
+    from maskwatch.runtime.classifiers import classify_images
+
+    image = Image.open(io.BytesIO(ASTRONAUT)).convert("RGB")  # 512 x 512: not shrunk
+    big = image.resize((1024, 1024), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, "PNG")
+    small_box = client.post("/api/v1/classify", content=ASTRONAUT).json()["results"][0]["face_box"]
+    r = client.post("/api/v1/classify", content=buf.getvalue())
+    assert r.status_code == 200, r.text
+    big_box = r.json()["results"][0]["face_box"]
+    assert big_box == pytest.approx([2 * v for v in small_box], abs=1.0)  # twice the size: twice the box
+    want = classify_images(pipeline.classifier, [big], ["big.png"], Reframer())[0]["face_box"]
+    assert big_box == pytest.approx(want, abs=3.0)  # the detector saw a shrunk copy: within a few pixels
+    assert 512 < big_box[2] <= 1024  # the face's right edge lies past the thumbnail's width
 
 
 def test_size_and_pixel_limits_are_settings(tmp_path, pipeline):
@@ -242,6 +270,17 @@ def test_stats_buckets_by_hand(tmp_path):
     assert len(store.stats(t0, t0 + 3 * 3600, "minute")["series"]) == 180
     text = "".join(store.csv_chunks(t0, t0 + 3 * 3600, chunk=1))
     assert text.splitlines()[0].startswith("id,time,source") and len(text.splitlines()) == 4
+
+
+@pytest.mark.parametrize("folder", ["cam#1", "what?", "100%"])
+def test_store_reads_a_db_whose_path_has_uri_characters(tmp_path, folder):
+    """The read-only connection names the file by an escaped URI: '#' or '?' in the path are part of the name."""
+    store = EventStore(tmp_path / folder / "events.sqlite")
+    store.add(Event("door", "detect", {"with_mask": 2}, ts=1_800_000_000.0))
+    assert store.sources() == ["door"]
+    assert store.stats(1_799_999_000.0, 1_800_001_000.0, "hour")["totals"]["with_mask"] == 2
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]  # no stray file next to the folder
 
 
 def test_store_images_only_when_asked(tmp_path, pipeline):

@@ -95,8 +95,12 @@ class ClassifyItem(BaseModel):
     label: str
     score: float
     probs: dict[str, float]
-    reframed: bool | None = None  # with ?reframe=true: cut again around the face found in it
-    face_box: list[float] | None = None  # that face's box, pixels of the (shrunk) image
+    reframed: bool | None = Field(
+        None, description="with ?reframe=true: whether the crop was cut again around the face found in it"
+    )
+    face_box: list[float] | None = Field(
+        None, description="[x1, y1, x2, y2] of the face it was cut around, in pixels of the uploaded image"
+    )
 
 
 class ClassifyOut(BaseModel):
@@ -160,7 +164,7 @@ def create_app(
     if pipeline is None:
         from maskwatch.detect.pipeline import load_pipeline
 
-        kwargs = {"size": settings.det_size} if settings.det_size else {}
+        kwargs = {"size": settings.det_size} if settings.det_size is not None else {}  # 0: native size
         pipeline = load_pipeline(settings.model, **kwargs)
     reframer = Reframer(pipeline.detector)
     store = store or EventStore(settings.db)
@@ -360,16 +364,21 @@ def create_app(
             total = sum(_pixels(data) for _, data in files)
             if total > settings.max_pixels:  # the limit holds for the whole request, not each crop
                 raise HTTPException(413, f"{len(files)} images with {total:,} pixels in all > {settings.max_pixels:,}")
-            crops = []
+            crops, scales = [], []
             for name, data in files:
                 crop = decode(name, data)
+                width, height = crop.size
                 crop.thumbnail((CROP_SIDE, CROP_SIDE))
                 crops.append(crop)
+                scales.append((width / crop.width, height / crop.height))
             names = [name for name, _ in files]
             results = classify_images(pipeline.classifier, crops, names, reframer if reframe else None)
             counts = dict.fromkeys(labels, 0)
-            for result in results:
+            for result, (sx, sy) in zip(results, scales, strict=True):
                 counts[result["label"]] += 1
+                if result.get("face_box"):  # found in the thumbnail: back to the upload's pixels
+                    x1, y1, x2, y2 = result["face_box"]
+                    result["face_box"] = [round(v, 1) for v in (x1 * sx, y1 * sy, x2 * sx, y2 * sy)]
             log_event(Event(source.strip() or "upload", "classify", counts))
             return results
 

@@ -60,6 +60,8 @@ class EventStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # the read-only URI, percent-encoded: a '#' or '?' in the path would otherwise end the file name
+        self._read_uri = self.path.resolve().as_uri() + "?mode=ro"
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -84,7 +86,7 @@ class EventStore:
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
         """A read-only connection of its own: with WAL, reads neither wait for writes nor make them wait."""
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        db = sqlite3.connect(self._read_uri, uri=True, check_same_thread=False)
         try:
             yield db
         finally:
