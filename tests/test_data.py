@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -34,6 +35,69 @@ def test_open_rgb_reasons(tmp_path):
     rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     rgba.save(tmp_path / "t.png")
     assert open_rgb(tmp_path / "t.png").getpixel((0, 0)) == (255, 255, 255)  # transparency -> white
+
+
+def _gray_row(image: Image.Image) -> list[int]:
+    rgb = np.asarray(image)
+    assert image.mode == "RGB" and rgb.dtype == np.uint8
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()  # gray stays gray
+    return rgb[0, :, 0].tolist()
+
+
+@pytest.mark.parametrize(("name", "dtype", "mode"), [("g.png", np.uint16, "I;16"), ("g.tif", ">u2", "I;16B")])
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path, name, dtype, mode):
+    """A 16-bit photo keeps its tones (high byte), rather than turning white (A2)."""
+    ramp = np.array([[0, 255, 256, 257 * 100, 32768, 65280, 65535]], dtype=dtype)
+    Image.fromarray(ramp).save(tmp_path / name)
+    with Image.open(tmp_path / name) as img:
+        assert img.mode == mode
+    assert _gray_row(open_rgb(tmp_path / name)) == [0, 0, 1, 100, 128, 255, 255]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0, 100, 255], [0, 100, 255]),  # 8-bit values held in 32 bits: as they are
+        ([0, 256, 25700, 65535], [0, 1, 100, 255]),  # 16-bit values: the high byte
+        ([-1000, 0, 1000], [0, 128, 255]),  # anything else: stretched from its minimum to its maximum
+    ],
+)
+def test_32_bit_integer_image(tmp_path, values, expected):
+    Image.fromarray(np.array([values], dtype=np.int32)).save(tmp_path / "i.tif")
+    assert _gray_row(open_rgb(tmp_path / "i.tif")) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0.0, 0.25, 0.5, 1.0], [0, 64, 128, 255]),  # 0..1 floats scale to 0..255
+        ([0.0, 2.0, 100.4, 255.0], [0, 2, 100, 255]),  # 0..255 floats: rounded
+        ([-1.0, 0.0, 3.0], [0, 64, 255]),  # anything else: stretched from its minimum to its maximum
+    ],
+)
+def test_float_image(tmp_path, values, expected):
+    Image.fromarray(np.array([values], dtype=np.float32)).save(tmp_path / "f.tif")
+    assert _gray_row(open_rgb(tmp_path / "f.tif")) == expected
+
+
+def test_half_transparent_pixels_are_composited_on_white(tmp_path):
+    Image.new("RGBA", (2, 2), (200, 100, 0, 128)).save(tmp_path / "t.png")
+    # each channel: c * 128/255 + 255 * 127/255
+    assert open_rgb(tmp_path / "t.png").getpixel((1, 1)) == (227, 177, 127)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (60, 30), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 10, 30))  # a red band on the left edge as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    image.save(tmp_path / "r.jpg", exif=exif, quality=95)
+    out = open_rgb(tmp_path / "r.jpg")
+    assert out.size == (30, 60)
+    r, _, b = out.getpixel((15, 3))  # the left band is now along the top
+    assert r > 200 and b < 60
+    r, _, b = out.getpixel((15, 50))
+    assert b > 200 and r < 60
 
 
 def test_folder_aliases_and_combined_sets(tmp_path, toy_data):

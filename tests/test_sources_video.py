@@ -353,3 +353,29 @@ def test_webcam(monkeypatch):
     assert items[-1].reason == "camera stopped delivering frames"
     (item,) = iter_frames(Input("webcam", "1"), capture_factory=Factory(FakeCapture(opened=False)))
     assert item == SourceError("webcam:1", "cannot open camera 1")
+
+
+class StillCapture(FakeCapture):
+    """A capture whose one frame is the given array (as OpenCV would hand it over: BGR or BGRA, any depth)."""
+
+    def __init__(self, frame: np.ndarray) -> None:
+        super().__init__(1, count=1)
+        self.frame = frame
+
+    def read(self):
+        ok, _ = super().read()
+        return (True, self.frame) if ok else (False, None)
+
+
+def test_frames_follow_the_same_conversion_rules_as_photos(tmp_path):
+    """A 16-bit BGRA frame is scaled and its alpha composited onto white, exactly as the same picture as a PNG."""
+    rgba16 = np.zeros((2, 3, 4), np.uint16)
+    rgba16[..., 0], rgba16[..., 1], rgba16[..., 2] = 200 * 257, 100 * 257, 0  # R, G, B
+    rgba16[..., 3] = [[65535, 128 * 257, 0], [65535, 128 * 257, 0]]  # opaque, half, transparent
+    bgra16 = np.ascontiguousarray(rgba16[..., [2, 1, 0, 3]])
+    (frame,) = frames_of(iter_frames(Input("video", "x.mp4"), capture_factory=Factory(StillCapture(bgra16))))
+    assert frame.image.dtype == np.uint8 and frame.image.shape == (2, 3, 3)
+    assert frame.image[0].tolist() == [[200, 100, 0], [227, 177, 127], [255, 255, 255]]
+    Image.fromarray((rgba16 >> 8).astype(np.uint8), "RGBA").save(tmp_path / "same.png")
+    (photo,) = frames_of(iter_frames(Input("image", str(tmp_path / "same.png"))))
+    assert np.array_equal(photo.image, frame.image)

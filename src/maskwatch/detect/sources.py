@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb
+from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb, to_rgb8
 from maskwatch.errors import MaskwatchError
 
 logger = logging.getLogger(__name__)
@@ -343,21 +343,7 @@ def _read(cap: Capture, wanted: bool) -> tuple[bool, np.ndarray | None]:
         return False, None
     if not ok or frame is None:
         return False, None
-    return True, _to_rgb(np.asarray(frame)) if wanted else None
-
-
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint16:
-        frame = (frame >> 8).astype(np.uint8)
-    elif frame.dtype != np.uint8:
-        frame = np.clip(frame, 0, 255).astype(np.uint8)
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-    elif frame.shape[2] == 4:
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-    else:
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(rgb)
+    return True, to_rgb8(np.asarray(frame), bgr=True) if wanted else None
 
 
 def _fps(cap: Capture) -> float | None:
