@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from PIL import Image
 
 from maskwatch.data.toy import make_toy_dataset
 from maskwatch.errors import MaskwatchError
@@ -319,3 +320,71 @@ def test_a_run_with_synthetic_weight_trains_and_records_it(tmp_path, toy3):
         assert train(cfg).status == "finished"
         assert read_json(out / "config.json")["synthetic_weight"] == 0.5
         assert read_json(out / "history.json")[0]["train_loss"] > 0
+
+
+def _feature_key_of(tmp_path, monkeypatch, name: str, **changes) -> str:
+    """The feature-cache key a frozen-backbone run computes (the features themselves are not computed)."""
+    import maskwatch.train.trainer as trainer
+
+    keys = []
+    monkeypatch.setattr(trainer, "cached_features", lambda cache, key, build: keys.append(key) or {})
+    cfg = TrainConfig(
+        data=[str(tmp_path / "voc")],
+        out=str(tmp_path / name),
+        model="cnn",
+        image_size=48,
+        freeze="backbone",
+        pretrained=False,
+        workers=0,
+        **changes,
+    )
+    (tmp_path / name).mkdir()
+    trainer._seed_all(cfg.seed)  # as train() does: the same random backbone each time
+    trainer._Run(cfg, tmp_path / name).prepare(resuming=False)
+    return keys[0]
+
+
+def test_feature_cache_key_covers_the_crop_settings_and_the_files(tmp_path, monkeypatch):
+    """--margin and --min-box change the VOC crops, so the cached features of other crops are not reused (A3);
+    neither are the features of a file replaced in place."""
+    from conftest import make_voc
+
+    make_voc(tmp_path / "voc", n_images=8)
+    base = _feature_key_of(tmp_path, monkeypatch, "a", margin=0.15)
+    assert _feature_key_of(tmp_path, monkeypatch, "b", margin=0.15) == base  # same settings: features reused
+    assert _feature_key_of(tmp_path, monkeypatch, "c", margin=0.3) != base
+    assert _feature_key_of(tmp_path, monkeypatch, "d", margin=0.15, min_box=10) != base
+
+    # a class-folder image rewritten in place (same path, same id) gets new features
+    from maskwatch.data import load_data
+    from maskwatch.models import create_model
+    from maskwatch.train.features import feature_key
+
+    toy = make_toy_dataset(tmp_path / "toy", per_class=2, size=24, seed=1)
+    model = create_model("cnn", 2, pretrained=False, input_size=48)
+    before = feature_key(model, load_data([toy]).samples)
+    assert feature_key(model, load_data([toy]).samples) == before
+    first = load_data([toy]).samples[0].path
+    Image.new("RGB", (30, 30), (1, 2, 3)).save(first)
+    assert feature_key(model, load_data([toy]).samples) != before
+
+
+def test_resuming_an_init_run_without_last_checkpoint_starts_from_init(tmp_path, toy3):
+    """A --init run stopped before its first checkpoint resumes from the --init weights, not random ones (A4)."""
+    import torch
+
+    from maskwatch.io import write_json
+    from maskwatch.runtime.checkpoint import read_checkpoint
+    from maskwatch.train.trainer import _Run
+
+    base = dict(data=[str(toy3)], model="cnn", image_size=48, patience=0, workers=0, augment="none")
+    train(TrainConfig(**base, out=str(tmp_path / "one"), epochs=1, calibrate=False))
+    init = read_checkpoint(tmp_path / "one" / "best.pt")["model"]
+    cfg = TrainConfig(**base, out=str(tmp_path / "two"), epochs=2, init=str(tmp_path / "one"))
+    (tmp_path / "two").mkdir()
+    write_json(tmp_path / "two" / "config.json", cfg.to_dict())  # as train() leaves it, with no last.pt yet
+    run = _Run(cfg, tmp_path / "two")
+    run.prepare(resuming=True)
+    state = run.model.state_dict()
+    assert set(state) == set(init) and all(torch.equal(state[k].cpu(), init[k]) for k in init)
+    assert run.model.pretrained.startswith("init: ")

@@ -2,7 +2,8 @@
 
 With the backbone frozen (the study's transfer learning), only the head learns, so each image's
 features are computed once: the plain view plus ``views - 1`` augmented views per training image,
-so the head still sees augmentation. The cache key covers everything the features depend on.
+so the head still sees augmentation. The cache key covers everything the features depend on, each
+image file's size and modification time included (a file replaced in place is not served stale).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 import torch
 
 from maskwatch.data.dataset import ImageDataset, Sample
+from maskwatch.data.index import file_stamp
 from maskwatch.io import save_torch
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 
 def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> str:
@@ -35,7 +37,11 @@ def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> 
         for t in model.backbone.state_dict().values():
             h.update(t.detach().cpu().numpy().tobytes()[:4096])
     for s in samples:
-        h.update(f"{s.id}\t{s.label}\n".encode())
+        try:
+            stamp = file_stamp(s.path)
+        except OSError:  # gone since it was listed: reading it will report that
+            stamp = "missing"
+        h.update(f"{s.id}\t{s.label}\t{s.path}\t{stamp}\n".encode())
     return h.hexdigest()[:20]
 
 

@@ -187,8 +187,8 @@ class _Run:
             dropout=cfg.dropout,
             input_size=cfg.image_size,
         )
-        if cfg.init and not resuming:  # a resumed run restores its own weights
-            self._load_init(Path(cfg.init))
+        if cfg.init:  # also when resuming: a run stopped before its first last.pt has only these weights
+            self._load_init(Path(cfg.init))  # (a frozen backbone's features come from them too); restore() overwrites
         if cfg.pretrained and self.model.pretrained is None and self.model.spec.pretrained_source is None:
             info(f"[yellow]{cfg.model} has no pretrained weights: training from scratch")
         self.frozen = cfg.freeze == "backbone"
@@ -270,7 +270,14 @@ class _Run:
         cfg = self.cfg
         views = cfg.feature_views if cfg.augment != "none" else 1
         bs = max(cfg.batch_size, 64)
-        key_params = {"views": views, "augment": cfg.augment, "augment_version": PRESETS_VERSION, "seed": cfg.seed}
+        key_params = {
+            "views": views,
+            "augment": cfg.augment,
+            "augment_version": PRESETS_VERSION,
+            "seed": cfg.seed,
+            "margin": cfg.margin,  # the VOC crops' ids do not change with these two; their pixels do
+            "min_box": cfg.min_box,
+        }
 
         def build() -> dict[str, torch.Tensor]:
             feats: dict[str, torch.Tensor] = {}
