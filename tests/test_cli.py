@@ -1,10 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from conftest import add_broken_files
-from maskwatch.cli import app, expand_inputs
+from maskwatch.cli import app
 
 runner = CliRunner()
 
@@ -150,6 +151,22 @@ def test_classify_jsonl_into_a_new_folder(tmp_path, toy_data):
     assert len(out.read_text().splitlines()) == 16
 
 
-def test_expand_inputs_keeps_order_and_missing(tmp_path, toy_data):
-    paths = expand_inputs([str(toy_data / "with_mask"), str(tmp_path / "missing.jpg")])
-    assert len(paths) == 17 and paths[-1].name == "missing.jpg"
+def test_classify_reports_what_it_cannot_classify(tmp_path, toy_data, monkeypatch):
+    """Inputs resolve as for detect (~ expanded, folders, globs); missing files, non-images and videos each get an
+    error line in the output, and the images are still classified."""
+    monkeypatch.setenv("HOME", str(toy_data))
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    out = tmp_path / "out.jsonl"
+    specs = ["~/with_mask/*.png", tmp_path / "missing.jpg", tmp_path / "notes.txt", tmp_path / "clip.mp4"]
+    result = _run("classify", *specs, "--jsonl", out, "--no-reframe")
+    assert result.exit_code == 1, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    errors = {Path(x["source"]).name: x["error"] for x in lines if "error" in x}
+    assert errors == {
+        "missing.jpg": "does not exist",
+        "notes.txt": "not an image or video (unknown extension .txt)",
+        "clip.mp4": "a video, not a face image: use `maskwatch detect`",
+    }
+    assert sum("label" in x for x in lines) == 16
+    assert "error: 3" in result.output

@@ -7,7 +7,6 @@ traceback (set ``MASKWATCH_DEBUG=1`` to see one).
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -30,6 +29,9 @@ from maskwatch.detect.defaults import (
     DEFAULT_MARGIN,
 )
 from maskwatch.errors import MaskwatchError
+
+if TYPE_CHECKING:
+    from maskwatch.detect.sources import SourceError
 from maskwatch.progress import console
 from maskwatch.serve.command import register as register_serve
 
@@ -299,23 +301,22 @@ def _at_least_one(**options: int | None) -> None:
             raise MaskwatchError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
 
 
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files, folders (their images, recursively) and globs, in order; missing paths are kept
-    so that they are reported."""
-    from maskwatch.data.images import is_image_name
+def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
+    """The images that files, folders and globs name (as `detect` resolves them), and why the rest cannot be
+    classified (missing, not an image, a video or camera)."""
+    from maskwatch.detect.sources import SourceError, resolve_inputs
 
-    paths: list[Path] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.is_file() and is_image_name(q))
-        elif p.exists():
-            paths.append(p)
-        elif any(ch in item for ch in "*?["):
-            paths += sorted(Path(q) for q in glob.glob(os.path.expanduser(item), recursive=True) if Path(q).is_file())
-        else:
-            paths.append(p)
-    return paths
+    files: list[Path] = []
+    problems: list[SourceError] = []
+    for spec in specs:
+        found, errors = resolve_inputs(spec)
+        problems += errors
+        for item in found:
+            if item.kind == "image":
+                files.append(Path(item.location))
+            else:
+                problems.append(SourceError(item.name(), f"a {item.kind}, not a face image: use `maskwatch detect`"))
+    return files, problems
 
 
 ModelOpt = Annotated[
@@ -351,8 +352,8 @@ def classify(
     from maskwatch.runtime.classifiers import classify_paths, load_classifier
 
     _at_least_one(batch_size=batch_size)
-    files = expand_inputs(paths)
-    if not files:
+    files, problems = _image_inputs(paths)
+    if not files and not problems:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
     clf = load_classifier(model, backend=backend, device=device)
     reframer = None
@@ -366,6 +367,10 @@ def classify(
         jsonl.parent.mkdir(parents=True, exist_ok=True)
     sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout
     try:
+        for problem in problems:  # what cannot be classified is reported, in the output too
+            sink.write(json.dumps({"source": problem.source, "error": problem.reason}) + "\n")
+            counts["error"] += 1
+            console.print(f"[yellow]skipped[/] {escape(problem.source)}: {escape(problem.reason)}")
         for result in track(classify_paths(clf, files, batch_size, reframer), "classifying", total=len(files)):
             sink.write(json.dumps(result) + "\n")
             sink.flush()

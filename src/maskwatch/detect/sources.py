@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -105,6 +106,7 @@ def resolve_inputs(spec: str) -> tuple[list[Input], list[SourceError]]:
     if re.fullmatch(r"[0-9]+", spec):
         return [Input("webcam", str(int(spec)))], []
 
+    spec = os.path.expanduser(spec)  # a quoted "~/photos/*.jpg" reaches us unexpanded
     path = Path(spec)
     if path.is_file():
         kind = _kind_of(path)
