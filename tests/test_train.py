@@ -226,6 +226,8 @@ def test_init_must_match_model_and_labels(tmp_path, toy3):
         )
     with pytest.raises(MaskwatchError, match="not both"):
         train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "four"), init="a", weights="b"))
+    with pytest.raises(MaskwatchError, match=r"^--init: model not found"):
+        train(TrainConfig(data=[str(toy3)], model="cnn", out=str(tmp_path / "5"), init=str(tmp_path / "gone"), **base))
 
 
 def test_feature_cache_keys_on_init_weights_not_their_path():

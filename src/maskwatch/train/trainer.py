@@ -221,7 +221,10 @@ class _Run:
 
     def _load_init(self, init: Path) -> None:
         """Start from a trained maskwatch model, head included: same architecture, same labels in the same order."""
-        path = resolve_model_path(init)
+        try:
+            path = resolve_model_path(init)
+        except MaskwatchError as exc:  # a resumed run needs it too: say which option named it
+            raise MaskwatchError(f"--init: {exc}") from None
         payload = read_checkpoint(path)
         if payload["model_name"] != self.cfg.model:
             raise MaskwatchError(f"--init {init} is a {payload['model_name']}, not a {self.cfg.model} (--model)")
