@@ -29,11 +29,11 @@ from maskwatch.detect.defaults import (
     DEFAULT_MARGIN,
 )
 from maskwatch.errors import MaskwatchError
+from maskwatch.progress import console
+from maskwatch.serve.command import register as register_serve
 
 if TYPE_CHECKING:
     from maskwatch.detect.sources import SourceError
-from maskwatch.progress import console
-from maskwatch.serve.command import register as register_serve
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,8 +10,8 @@ Thousands of draws need a fast AP: ``ap50`` computes COCO's AP at IoU 0.5 over a
 image and class: detections by score, at most 100, each taking the unmatched ground truth of highest IoU >= 0.5,
 ``detection.match_faces``; then across images by score, precision made monotone and read at 101 recall points),
 scored as ``detection.detection_metrics`` scores (every face once per class, ``det_score * probs[c]``, none where
-that is NaN) and read at
-the recall points torchmetrics gives pycocotools; the tests check it against torchmetrics/pycocotools.
+that is NaN) and read at the recall points torchmetrics gives pycocotools; the tests check it against
+torchmetrics/pycocotools.
 """
 
 from __future__ import annotations
