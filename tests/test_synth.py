@@ -78,6 +78,16 @@ def test_synth_is_deterministic(tmp_path, faces):
         if not (a.out / r["file"]).exists() or (a.out / r["file"]).read_bytes() != (c.out / r["file"]).read_bytes()
     ]
     assert differs  # another seed, other images
+    # the same faces elsewhere: the same file names and images (draws depend on paths inside the set, not on where)
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "faces"
+    shutil.copytree(faces, moved)
+    d = synthesize([moved], tmp_path / "d", per_face=2, seed=5)
+    rows_d = _rows(d.out)
+    assert [r["file"] for r in rows_d] == [r["file"] for r in rows_a]
+    for row in rows_d:
+        assert (d.out / row["file"]).read_bytes() == (a.out / row["file"]).read_bytes()
 
 
 def test_synthetic_images_are_grouped_with_their_source_face(tmp_path, faces, monkeypatch):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from maskwatch.data.dataset import Sample
 from maskwatch.data.images import BadImageError, open_rgb
 from maskwatch.detect.reframe import find_face
 from maskwatch.errors import MaskwatchError
@@ -46,6 +48,13 @@ class SynthReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     donors: int = 0  # with_mask faces offered as mask donors
     donors_unusable: list[dict[str, str]] = field(default_factory=list)
+
+
+def _stable_key(sample: Sample) -> str:
+    """The sample's id relative to its data set's folder, so that file names and random draws do not depend on where
+    the data lives (ids are absolute paths)."""
+    root = str(Path(sample.dataset).resolve())
+    return sample.id[len(root) :].lstrip("/\\") if sample.id.startswith(root + os.sep) else sample.id
 
 
 def _rng(seed: int, key: str, variant: int) -> np.random.Generator:
@@ -136,9 +145,10 @@ def synthesize(
             report.skipped.append({"file": str(sample.path), "reason": "no face found"})
             continue
         box, landmarks = found
-        stem = hashlib.sha1(sample.id.encode()).hexdigest()[:10]
+        key = _stable_key(sample)
+        stem = hashlib.sha1(key.encode()).hexdigest()[:10]
         for k in range(per_face):
-            rng = _rng(seed, sample.id, k)
+            rng = _rng(seed, key, k)
             roll = rng.random()
             base: dict[str, object] = {"source": str(sample.source), "source_id": sample.id, "seed": seed}
             drawings: list[tuple[str, Image.Image, dict[str, object]]] = []
@@ -242,8 +252,6 @@ class Donor:
 class _Donors:
     """The with_mask faces of the donor sets; each is opened and its face found once, when first drawn."""
 
-    TRIES = 8  # donors drawn before giving up on one mask (it is then drawn procedurally)
-
     def __init__(self, dirs: list[str | Path], detector, margin: float, min_box: int) -> None:
         from maskwatch.data.dataset import load_data
 
@@ -254,6 +262,7 @@ class _Donors:
         self.detector = detector
         self.cache: dict[int, Donor | None] = {}
         self.unusable: list[dict[str, str]] = []
+        self.candidates = list(range(len(self.samples)))  # donors not yet found unusable
 
     def _load(self, index: int) -> Donor | None:
         if index not in self.cache:
@@ -273,10 +282,14 @@ class _Donors:
         return self.cache[index]
 
     def pick(self, rng: np.random.Generator) -> Donor | None:
-        for _ in range(self.TRIES):
-            donor = self._load(int(rng.integers(len(self.samples))))
+        """A usable donor drawn at random; one found unusable leaves the pool, so each is examined at most once and
+        None (a mask drawn procedurally instead) means no donor is usable."""
+        while self.candidates:
+            at = int(rng.integers(len(self.candidates)))
+            donor = self._load(self.candidates[at])
             if donor is not None:
                 return donor
+            self.candidates.pop(at)
         return None
 
 
