@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskwatch.data.dataset import Sample
+from maskwatch.data.dataset import Sample, load_data
 from maskwatch.data.images import BadImageError, open_rgb
 from maskwatch.detect.reframe import find_face
 from maskwatch.errors import MaskwatchError
@@ -87,7 +87,6 @@ def synthesize(
     ``donors``: data sets whose ``with_mask`` faces lend their real masks (``draw_transplant``): each mask is cut
     from a donor with probability ``donor_share`` and drawn procedurally otherwise. Donor images are not grouped
     with the synthetic ones: give donors from the training part only (or sets kept out of every test)."""
-    from maskwatch.data.dataset import load_data
     from maskwatch.data.synth_draw import (
         MIXES,
         OCCLUDERS,
@@ -253,14 +252,12 @@ class _Donors:
     """The with_mask faces of the donor sets; each is opened and its face found once, when first drawn."""
 
     def __init__(self, dirs: list[str | Path], detector, margin: float, min_box: int) -> None:
-        from maskwatch.data.dataset import load_data
-
         bundle = load_data([str(d) for d in dirs], margin=margin, min_box=min_box)
         self.samples = [s for s in bundle.samples if s.label == WITH_MASK and not s.synthetic]
         if not self.samples:
             raise MaskwatchError(f"no with_mask faces to take masks from in {', '.join(map(str, dirs))}")
         self.detector = detector
-        self.cache: dict[int, Donor | None] = {}
+        self.cache: dict[int, Donor] = {}  # usable donors, found once; an unusable one leaves the candidates
         self.unusable: list[dict[str, str]] = []
         self.candidates = list(range(len(self.samples)))  # donors not yet found unusable
 
@@ -276,9 +273,8 @@ class _Donors:
                 reason = exc.reason
             if found is None:
                 self.unusable.append({"file": str(sample.path), "reason": reason})
-                self.cache[index] = None
-            else:
-                self.cache[index] = Donor(sample.id, image, *found)
+                return None
+            self.cache[index] = Donor(sample.id, image, *found)
         return self.cache[index]
 
     def pick(self, rng: np.random.Generator) -> Donor | None:
