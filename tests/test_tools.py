@@ -24,18 +24,19 @@ def ap_ceiling():
 
 
 def _scene() -> SceneScores:
-    # One scene: a 40-px and a 10-px incorrectly-worn face, a 40-px face without mask; the model ranks a false
-    # alarm (the without_mask face) first for "incorrect", then the large incorrect face, then the small one.
+    # One scene: a 40-px and a 10-px incorrectly-worn face and a 40-px face without mask, plus a 30-px detection of
+    # no annotated face. For "incorrect" the model ranks that detection first (0.95), then the face without mask
+    # (0.9), the large incorrect face (0.5) and the small one (0.3).
     gt = GroundTruth(
         "a.jpg",
         np.array([[0, 0, 40, 40], [100, 100, 110, 110], [200, 0, 240, 40]], np.float32),
         ["mask_worn_incorrectly", "mask_worn_incorrectly", "without_mask"],
     )
-    probs = np.array([[0.5, 0.4, 0.1], [0.3, 0.6, 0.1], [0.9, 0.0, 0.1]], np.float32)
+    probs = np.array([[0.5, 0.4, 0.1], [0.3, 0.6, 0.1], [0.9, 0.0, 0.1], [0.95, 0.05, 0.0]], np.float32)
     pred = Prediction(
         "a.jpg",
-        gt.boxes.copy(),
-        np.ones(3, np.float32),
+        np.concatenate([gt.boxes, [[300, 300, 330, 330]]]).astype(np.float32),
+        np.ones(4, np.float32),
         [LABELS[k] for k in probs.argmax(1)],
         probs.max(1),
         probs,
@@ -43,24 +44,35 @@ def _scene() -> SceneScores:
     return SceneScores({}, [gt], [pred])
 
 
+def _ap(preds) -> float:
+    return detection_metrics(_scene().gts, preds, LABELS)["ap50"]["mask_worn_incorrectly"]
+
+
 def test_ap_ceiling_perfect_only_on_faces_of_min_size(ap_ceiling):
     scene = _scene()
     inc = "mask_worn_incorrectly"
-    actual = detection_metrics(scene.gts, scene.preds, LABELS)["ap50"][inc]
-    # Ranking: false alarm (0.9), large face (0.5), small face (0.3): precision 0, 1/2, 2/3 at recall 0, 1/2, 1;
-    # interpolated (the best precision at this recall or beyond) it is 2/3 at every recall point -> AP 2/3.
-    assert actual == pytest.approx(2 / 3, abs=1e-3)
+    # As ranked: precision 0, 0, 1/3, 1/2 at recall 0, 0, 1/2, 1; interpolated (the best precision at this recall or
+    # beyond) it is 1/2 at every recall point -> AP 1/2.
+    assert _ap(scene.preds) == pytest.approx(0.5, abs=1e-3)
 
     big_only = ap_ceiling._perfect(scene, LABELS, 20.0)
     probs = big_only[0].probs
     np.testing.assert_array_equal(probs[0], [1, 0, 0])  # 40 px: its true class
-    np.testing.assert_array_equal(probs[2], [0, 0, 1])  # 40 px, without mask: the false alarm is gone
+    np.testing.assert_array_equal(probs[2], [0, 0, 1])  # 40 px, without mask: that false alarm is gone
     np.testing.assert_allclose(probs[1], [0.3, 0.6, 0.1])  # 10 px: left as the model had it
-    assert big_only[0].labels == [inc, "with_mask", "without_mask"]
-    # Large face first (1.0), small one (0.3), the former false alarm now 0: AP 1.
-    assert detection_metrics(scene.gts, big_only, LABELS)["ap50"][inc] == pytest.approx(1.0)
+    np.testing.assert_allclose(probs[3], [0.95, 0.05, 0.0])  # no annotated face: left
+    assert big_only[0].labels[:3] == [inc, "with_mask", "without_mask"]
+    # Large face (1.0), the unmatched detection (0.95), the small face (0.3): precision 1 up to recall 1/2, then
+    # 2/3: COCO's 101 recall points give (51 * 1 + 50 * 2/3) / 101.
+    assert _ap(big_only) == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-3)
+
+    cleared = ap_ceiling._perfect(scene, LABELS, 20.0, unmatched=True)
+    np.testing.assert_array_equal(cleared[0].probs[3], [0, 0, 0])
+    assert _ap(cleared) == pytest.approx(1.0)
+    # A 30-px unmatched detection is below 32 px: kept.
+    np.testing.assert_allclose(ap_ceiling._perfect(scene, LABELS, 32.0, unmatched=True)[0].probs[3], [0.95, 0.05, 0])
 
     every = ap_ceiling._perfect(scene, LABELS, 0.0)
-    np.testing.assert_array_equal(every[0].probs, np.eye(3, dtype=np.float32)[[0, 0, 2]])
+    np.testing.assert_array_equal(every[0].probs[:3], np.eye(3, dtype=np.float32)[[0, 0, 2]])
     # The model's own input is not changed.
     np.testing.assert_allclose(scene.preds[0].probs[0], [0.5, 0.4, 0.1])
