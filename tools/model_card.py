@@ -289,7 +289,8 @@ docs/results/heldout-scenes-853.txt --model {args.onnx} --out {args.detect}`
 - `mask_worn_incorrectly` has few training examples (only face-mask-scenes-853 has them), so its recall and AP
   are the weakest; treat that label as a hint. {synth_limit}
 - Small faces (under 32 px) are found less often and labelled less reliably; raise `--det-size` or use
-  `--tiles 2` on large group photos.
+  `--tiles 2` on large group photos. A mask worn wrongly on a face under 20 px is the hardest case and where this label
+  is missed most (docs/results/synthetic-masks.md, session 7).
 - Faces are squashed to {cfg["image_size"]} px: fine detail (e.g. a mask's exact fit) is not seen.{framing}
 - Training data are mostly frontal faces with light-blue surgical or cloth masks; dark, patterned or unusual
   masks, hands or scarves over the mouth, strong profile views and children are under-represented. Check it on
