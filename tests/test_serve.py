@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import signal
 import threading
 import zlib
@@ -228,6 +229,9 @@ def test_bad_query_parameters_are_one_line_422(client):
         assert r.status_code == 422, url
         assert isinstance(r.json()["detail"], str) and "\n" not in r.json()["detail"]
     assert client.post("/api/v1/detect?annotate=maybe", content=ASTRONAUT).status_code == 422
+    # the default start (to - 24 h) is held to 1970 too, as a given one is
+    early = client.get("/api/v1/stats?to=0.5")
+    assert early.status_code == 200 and early.json()["from"] == "1970-01-01T00:00:00Z"
 
 
 # ------------------------------------------------------------------------------------------ event log and stats
@@ -294,6 +298,13 @@ def test_store_images_only_when_asked(tmp_path, pipeline):
         saved = [Path(r["image"]) for r in rows]
         assert [p.suffix for p in saved] == [".jpg", ".img", ".img"]  # extensions from a fixed list only
         assert all(p.parent == tmp_path / "imgs" and p.read_bytes() == ASTRONAUT for p in saved)
+        # /classify keeps every crop of a request, named in its one row
+        crop = png_bytes(64, 64)
+        files = [("file", ("a.png", ASTRONAUT, "image/jpeg")), ("file", ("b.png", crop, "image/png"))]
+        assert c.post("/api/v1/classify?source=desk", files=files).status_code == 200
+        row = next(csv.DictReader(io.StringIO(c.get("/api/v1/events.csv?source=desk").text)))
+        kept = [Path(x) for x in row["image"].split(";")]
+        assert [x.read_bytes() for x in kept] == [ASTRONAUT, crop] and row["kind"] == "classify"
 
 
 def test_nothing_logged_is_lost_when_the_server_is_killed(tmp_path):
@@ -307,6 +318,30 @@ def test_nothing_logged_is_lost_when_the_server_is_killed(tmp_path):
     with local_server(db) as server:
         stats = httpx.get(f"{server.url}/api/v1/stats?source=door", timeout=10).json()
         assert stats["totals"]["images"] == 3 and stats["totals"]["without_mask"] == 3
+
+
+def test_idle_connections_and_oversized_frames_do_not_shut_the_server(tmp_path):
+    """uvicorn's own limits: idle sockets do not count against any cap (80 of them used to shut every request out
+    with a plain 503), and a live frame over --max-upload-mb gets its JSON error while the stream goes on."""
+    import socket
+
+    from websockets.sync.client import connect
+
+    with local_server(tmp_path / "events.sqlite", "--max-upload-mb", "0.5") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(80)]
+        try:
+            assert httpx.get(f"{server.url}/api/v1/health", timeout=10).status_code == 200
+            r = httpx.post(f"{server.url}/api/v1/detect", content=ASTRONAUT, timeout=30)
+            assert r.status_code == 200 and len(r.json()["faces"]) == 1
+        finally:
+            for sock in idle:
+                sock.close()
+        with connect(f"ws://{host}:{port}/api/v1/live", max_size=None) as ws:
+            ws.send(b"\xff" * 600_000)  # over 0.5 MiB
+            assert "over the limit" in json.loads(ws.recv(timeout=30))["error"]
+            ws.send(ASTRONAUT)
+            assert len(json.loads(ws.recv(timeout=30))["faces"]) == 1
 
 
 # ------------------------------------------------------------------------------------------ auth, CORS, pages
@@ -362,10 +397,24 @@ def test_pages_docs_and_static_files_are_served(client):
     for path in ("/", "/live", "/dashboard"):
         r = client.get(path)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+    for page in ("/docs", "/redoc"):  # their scripts come from the package: the docs work offline
+        html = client.get(page).text
+        scripts = [src for src in html.split('"') if src.endswith(".js")]
+        assert scripts and all(src.startswith("/") for src in scripts), (page, scripts)
+        assert all(client.get(src).status_code == 200 for src in scripts)
+        assert "cdn." not in html
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
     assert {"/api/v1/detect", "/api/v1/classify", "/api/v1/health", "/api/v1/stats", "/api/v1/events.csv"} <= set(paths)
     assert client.get("/static/no-such-file.js").status_code == 404
+    # the schema says what the routes send: landmarks when asked, CSV only, no upload errors on GET routes
+    assert "landmarks" in schema["components"]["schemas"]["FaceOut"]["properties"]
+    faces = client.post("/api/v1/detect?landmarks=true", content=ASTRONAUT).json()["faces"]
+    assert len(faces[0]["landmarks"]) == 5 and all(len(point) == 2 for point in faces[0]["landmarks"])
+    csv_200 = paths["/api/v1/events.csv"]["get"]["responses"]["200"]["content"]
+    assert list(csv_200) == ["text/csv"]
+    for route in ("/api/v1/stats", "/api/v1/events.csv"):
+        assert set(paths[route]["get"]["responses"]) == {"200", "401", "422"}
 
 
 # ------------------------------------------------------------------------------------------ live WebSocket
@@ -463,3 +512,23 @@ def test_fuzz_api_from_its_openapi_schema_has_no_server_errors(tmp_path, pipelin
 
         check()
     assert len(calls) >= 5 * 10 and max(calls) < 500
+
+
+def test_pixel_limit_above_pillows_own_is_honoured(tmp_path):
+    """Pillow warns over ~89 M pixels; a --max-pixels above that is the limit instead (and must stay under the
+    ~179 M at which Pillow refuses to open an image at all)."""
+    from PIL import Image as PILImage
+
+    from maskwatch.data.images import decode_rgb
+    from maskwatch.errors import MaskwatchError
+
+    over_pillow = PILImage.MAX_IMAGE_PIXELS + 1_000_000
+    side = int(over_pillow**0.5) + 1
+    data = bomb_png(side, side)
+    assert decode_rgb(data, "big.png", max_pixels=side * side).size == (side, side)
+    with pytest.raises(Exception, match="too many pixels"):
+        decode_rgb(data, "big.png", max_pixels=side * side - 1)
+    with pytest.raises(Exception, match="decompression bomb"):
+        decode_rgb(data, "big.png")  # no limit given: Pillow's guard stands
+    with pytest.raises(MaskwatchError, match="--max-pixels must be under"):
+        ServeSettings(max_pixels=2 * PILImage.MAX_IMAGE_PIXELS, db=tmp_path / "e.sqlite").validate()

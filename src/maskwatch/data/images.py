@@ -52,7 +52,9 @@ def decode_rgb(data: bytes, name: str = "upload", *, max_pixels: int | None = No
 def _decode(source: Path | io.BytesIO, name: str | Path, *, max_pixels: int | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own guard (a warning over MAX_IMAGE_PIXELS, an error over twice that) stands where the caller
+            # sets no limit; a caller's max_pixels replaces the warning (ServeSettings keeps it under the error).
+            warnings.simplefilter("ignore" if max_pixels is not None else "error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
                 w, h = img.size
                 if max_pixels is not None and w * h > max_pixels:

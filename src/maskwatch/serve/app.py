@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -26,6 +26,7 @@ from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,6 +81,9 @@ class FaceOut(BaseModel):
     score: float
     probs: dict[str, float]
     track_id: int | None = None
+    landmarks: list[list[float]] | None = Field(
+        None, description="with ?landmarks=true: 5 points [x, y] (eyes, nose, mouth corners) in the same pixels"
+    )
 
 
 class DetectOut(BaseModel):
@@ -119,6 +123,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         422: "broken image or bad parameter",
         503: "server busy: retry later",
     }.items()
+}
+
+
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {  # what the GET routes can answer
+    401: _ERRORS[401],
+    422: {"model": ErrorOut, "description": "bad parameter"},
 }
 
 
@@ -179,7 +189,7 @@ def create_app(
         queue.shutdown()
         store.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their scripts from the package (no CDN: offline)
         lifespan=lifespan,
         title="maskwatch",
         version=__version__,
@@ -303,14 +313,18 @@ def create_app(
         except Busy:
             raise HTTPException(503, BUSY, {"Retry-After": "1"}) from None
 
-    def log_event(event: Event, name: str = "", data: bytes | None = None) -> int:
-        """Keep the upload (only with --store-images), then log the event (worker thread: SQLite never blocks
-        the event loop). The file is named by a random id and an extension from a fixed list."""
-        if settings.store_images and data is not None:
-            suffix = Path(name).suffix.lower()
-            path = settings.store_images / f"{uuid.uuid4().hex}{suffix if suffix in IMAGE_EXTENSIONS else '.img'}"
-            path.write_bytes(data)
-            event.image = str(path)
+    def log_event(event: Event, files: Sequence[tuple[str, bytes]] = ()) -> int:
+        """Keep the uploaded files (only with --store-images; several are named in the row separated by ";"), then
+        log the event (worker thread: SQLite never blocks the event loop). Each file is named by a random id and
+        an extension from a fixed list."""
+        if settings.store_images and files:
+            paths = []
+            for name, data in files:
+                suffix = Path(name).suffix.lower()
+                path = settings.store_images / f"{uuid.uuid4().hex}{suffix if suffix in IMAGE_EXTENSIONS else '.img'}"
+                path.write_bytes(data)
+                paths.append(str(path))
+            event.image = ";".join(paths)
         return store.add(event)
 
     # ------------------------------------------------------------------ API
@@ -335,7 +349,7 @@ def create_app(
             jpeg = _annotated_jpeg(pipeline, image, result) if annotate else None
             counts = result.counts(pipeline.labels)
             event_id = log_event(
-                Event(source.strip() or "upload", "detect", counts, result.width, result.height), name, data
+                Event(source.strip() or "upload", "detect", counts, result.width, result.height), [(name, data)]
             )
             return result, jpeg, event_id
 
@@ -379,7 +393,7 @@ def create_app(
                 if result.get("face_box"):  # found in the thumbnail: back to the upload's pixels
                     x1, y1, x2, y2 = result["face_box"]
                     result["face_box"] = [round(v, 1) for v in (x1 * sx, y1 * sy, x2 * sx, y2 * sy)]
-            log_event(Event(source.strip() or "upload", "classify", counts))
+            log_event(Event(source.strip() or "upload", "classify", counts), files)
             return results
 
         return {"results": await infer(work)}
@@ -406,12 +420,12 @@ def create_app(
     def period(start: str | None, end: str | None) -> tuple[float, float]:
         now = time.time()
         t1 = _parse_time(end, now, "to")
-        t0 = _parse_time(start, t1 - 86400, "from")
+        t0 = _parse_time(start, max(0.0, t1 - 86400), "from")  # the default starts no earlier than 1970
         if not t0 < t1:
             raise HTTPException(422, "'from' must be before 'to'")
         return t0, t1
 
-    @app.get(f"{API}/stats", responses=_ERRORS, summary="Counts per label over time")
+    @app.get(f"{API}/stats", responses=_READ_ERRORS, summary="Counts per label over time")
     def stats(
         start: Annotated[
             str | None, Query(alias="from", description="ISO 8601 or Unix seconds (default: to - 24 h)")
@@ -431,7 +445,8 @@ def create_app(
 
     @app.get(
         f"{API}/events.csv",
-        responses={**_ERRORS, 200: {"content": {"text/csv": {}}, "description": "one row per event"}},
+        response_class=StreamingResponse,
+        responses={**_READ_ERRORS, 200: {"content": {"text/csv": {}}, "description": "one row per event"}},
         summary="The event log as CSV",
     )
     def events_csv(

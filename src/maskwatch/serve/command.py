@@ -78,6 +78,5 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
             host=host,
             port=port,
             log_level="warning",
-            ws_max_size=settings.max_upload_bytes + 1024,
-            limit_concurrency=max(64, 4 * settings.max_pending),  # connections beyond this get 503 from uvicorn
+            **settings.uvicorn_options(),
         )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from PIL import Image
 
 from maskwatch.errors import MaskwatchError
 
@@ -29,6 +32,10 @@ class ServeSettings:
         checks = [
             (self.max_upload_bytes > 0, "--max-upload-mb must be positive"),
             (self.max_pixels > 0, "--max-pixels must be positive"),
+            (
+                self.max_pixels < 2 * Image.MAX_IMAGE_PIXELS,  # Pillow refuses to open larger images at all
+                f"--max-pixels must be under {2 * Image.MAX_IMAGE_PIXELS:,} (Pillow's decompression-bomb limit)",
+            ),
             (self.max_pending >= 1, "--queue must be at least 1"),
             (self.workers >= 1, "--workers must be at least 1"),
             (self.live_log_seconds >= 0, "--live-log-seconds must be 0 or more"),
@@ -43,3 +50,11 @@ class ServeSettings:
         for ok, message in checks:
             if not ok:
                 raise MaskwatchError(message)
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """uvicorn's own limits. No cap on connections (``limit_concurrency``): uvicorn counts idle sockets and open
+        live pages too, so a few dozen of them shut everyone out with a plain-text 503; the inference queue
+        refuses work instead (JSON 503 with Retry-After). WebSocket messages may be up to 4 times the upload
+        limit, so a frame over the limit gets the per-frame JSON error and the stream goes on; uvicorn closes the
+        stream (1009) only beyond that."""
+        return {"ws_max_size": 4 * self.max_upload_bytes}
