@@ -37,6 +37,18 @@ def test_open_rgb_reasons(tmp_path):
     assert open_rgb(tmp_path / "t.png").getpixel((0, 0)) == (255, 255, 255)  # transparency -> white
 
 
+def test_open_rgb_takes_photos_over_pillows_warning_limit(tmp_path):
+    """A local photo over Pillow's 89-Mpx warning (a 108-Mpx phone photo) opens; past Pillow's hard limit it is
+    skipped with its reason."""
+    side = int(Image.MAX_IMAGE_PIXELS**0.5) + 10  # just over the warning limit
+    Image.new("1", (side, side)).save(tmp_path / "big.png")
+    assert open_rgb(tmp_path / "big.png").size == (side, side)
+    huge = int((2 * Image.MAX_IMAGE_PIXELS) ** 0.5) + 10  # over the hard limit
+    Image.new("1", (huge, huge)).save(tmp_path / "huge.png")
+    with pytest.raises(BadImageError, match="too many pixels"):
+        open_rgb(tmp_path / "huge.png")
+
+
 def _gray_row(image: Image.Image) -> list[int]:
     rgb = np.asarray(image)
     assert image.mode == "RGB" and rgb.dtype == np.uint8

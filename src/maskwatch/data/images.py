@@ -26,6 +26,11 @@ class ImageTooLargeError(BadImageError):
     """An image with more pixels than allowed (a limit, or Pillow's decompression-bomb guard)."""
 
 
+# A file on the user's own disk may have as many pixels as Pillow opens at all (just under twice its
+# MAX_IMAGE_PIXELS: a 108-megapixel phone photo is fine); uploads to the server get their own, lower limit.
+LOCAL_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS - 1
+
+
 def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -39,7 +44,7 @@ def open_rgb(path: str | Path) -> Image.Image:
         raise BadImageError(path, f"cannot read ({exc.strerror or exc})") from None
     if size == 0:
         raise BadImageError(path, "zero-byte file")
-    return _decode(path, path)
+    return _decode(path, path, max_pixels=LOCAL_MAX_PIXELS)
 
 
 def decode_rgb(data: bytes, name: str = "upload", *, max_pixels: int | None = None) -> Image.Image:
@@ -65,7 +70,7 @@ def _decode(source: Path | io.BytesIO, name: str | Path, *, max_pixels: int | No
     except UnidentifiedImageError:
         raise BadImageError(name, "not an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(name, "too many pixels (decompression bomb?)") from None
+        raise ImageTooLargeError(name, f"too many pixels (over {max_pixels or Image.MAX_IMAGE_PIXELS:,})") from None
     except OSError as exc:
         text = str(exc)
         reason = "truncated image" if "truncated" in text.lower() else f"unreadable image ({text})"
