@@ -111,6 +111,15 @@ def test_bad_config_is_one_clear_error(tmp_path, toy3):
     with pytest.raises(MaskwatchError, match="--optimizer"):
         train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "x"), optimizer="rmsprop"))
     assert not (tmp_path / "x" / "config.json").exists()
+    # an error found while preparing the run leaves no folder behind that the run made, and keeps one it did not
+    with pytest.raises(MaskwatchError, match="unknown device"):
+        train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "y"), device="bogus"))
+    assert not (tmp_path / "y").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(MaskwatchError, match="unknown device"):
+        train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "mine"), device="bogus"))
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("opt,schedule", [("sgd", "step"), ("adam", "plateau")])

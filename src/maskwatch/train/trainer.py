@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -577,6 +578,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainRes
     run_dir = Path(cfg.out).expanduser()
     if (run_dir / "config.json").exists():
         raise MaskwatchError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    made = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
     _seed_all(cfg.seed)
@@ -584,8 +586,11 @@ def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainRes
         run = _Run(cfg, run_dir, callbacks)
         run.prepare(resuming=False)
     except BaseException:
-        # nothing was trained: free the folder for the next attempt
-        (run_dir / "config.json").unlink(missing_ok=True)
+        # nothing was trained: free the folder for the next attempt (and leave none behind that this call made)
+        if made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            (run_dir / "config.json").unlink(missing_ok=True)
         raise
     return run.fit()
 
