@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from maskwatch.evaluate.detection import GroundTruth, Prediction, detection_metrics
 from maskwatch.evaluate.scenes import SceneScores
@@ -76,3 +77,26 @@ def test_ap_ceiling_perfect_only_on_faces_of_min_size(ap_ceiling):
     np.testing.assert_array_equal(every[0].probs[:3], np.eye(3, dtype=np.float32)[[0, 0, 2]])
     # The model's own input is not changed.
     np.testing.assert_allclose(scene.preds[0].probs[0], [0.5, 0.4, 0.1])
+
+
+def test_scale_voc_scales_images_and_boxes(tmp_path):
+    from conftest import make_voc
+    from maskwatch.data.voc import read_voc
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "scale_voc.py"
+    spec = importlib.util.spec_from_file_location("scale_voc", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    src = make_voc(tmp_path / "voc", n_images=3)
+    assert tool.scale_voc(src, tmp_path / "half", 0.5, {"scene0.png", "scene2.png"}) == 2
+    before = {item.image_path.name: item for item in read_voc(src)[0]}
+    after = read_voc(tmp_path / "half")[0]
+    assert [item.image_path.name for item in after] == ["scene0.png", "scene2.png"]
+    for item in after:
+        old = before[item.image_path.name]
+        with Image.open(item.image_path) as img:
+            assert img.size == (100, 60)  # 200 x 120 halved
+        np.testing.assert_allclose([o.box for o in item.objects], [[v / 2 for v in o.box] for o in old.objects])
+        assert [o.label for o in item.objects] == [o.label for o in old.objects]
+    with pytest.raises(SystemExit, match="not empty"):
+        tool.scale_voc(src, tmp_path / "half", 0.5)
