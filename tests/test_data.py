@@ -28,6 +28,14 @@ def test_broken_files_are_skipped_and_listed(toy_data):
         assert reasons[name].startswith(prefix), (name, reasons[name])
 
 
+def test_a_file_named_as_data_set_is_called_a_file(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    with pytest.raises(MaskwatchError, match=r"photo\.jpg: is a file, not a data set folder"):
+        load_data([tmp_path / "photo.jpg"])
+    with pytest.raises(MaskwatchError, match=r"data set folder not found: .*missing"):
+        load_data([tmp_path / "missing"])
+
+
 def test_open_rgb_reasons(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"")
     with pytest.raises(BadImageError, match="zero-byte"):

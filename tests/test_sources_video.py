@@ -307,6 +307,22 @@ def test_stream_that_never_recovers(caplog):
     assert len(factory.made) == 4 and len(reconnect_logs(caplog)) == 3
 
 
+def test_stream_that_opens_but_never_delivers_says_so():
+    factory = Factory(FakeCapture(0))  # opens, then every read fails
+    items = list(iter_frames(Input("stream", "http://cam/x"), reconnect=2, reconnect_delay=0, capture_factory=factory))
+    assert items == [SourceError("http://cam/x", "stream opened but delivered no frames after 2 reconnect attempts")]
+
+
+def test_opencv_prints_nothing_of_its_own_for_a_missing_camera():
+    """maskwatch gives one line per failed source; OpenCV's own log lines ("Camera index out of range") are off."""
+    import subprocess
+    import sys
+
+    code = "import maskwatch.detect.sources, cv2; cv2.VideoCapture(97).release()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "[ERROR" not in done.stderr and "WARN" not in done.stderr, done.stderr
+
+
 def test_stream_of_known_length_ends_without_reconnecting():
     factory = Factory(FakeCapture(5, count=5))
     frames = frames_of(iter_frames(Input("stream", "https://x/clip.mp4"), reconnect_delay=0, capture_factory=factory))

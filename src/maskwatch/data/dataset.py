@@ -90,7 +90,8 @@ def load_data(
     for raw in roots:
         root = Path(raw).expanduser()
         if not root.is_dir():
-            raise MaskwatchError(f"data set folder not found: {root}")
+            what = "is a file, not a data set folder" if root.exists() else "data set folder not found"
+            raise MaskwatchError(f"{root}: {what}" if root.exists() else f"{what}: {root}")
         name = str(root.resolve())
         if is_voc_dir(root):
             crops = extract_crops(root, cache, margin=margin, min_size=min_box)

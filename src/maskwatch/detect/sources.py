@@ -25,6 +25,8 @@ from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb, to_
 from maskwatch.errors import MaskwatchError
 
 logger = logging.getLogger(__name__)
+# OpenCV prints its own lines (e.g. "Camera index out of range") beside the one-line errors maskwatch gives.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 # .gif stays an image (first frame only): it is in IMAGE_EXTENSIONS.
 VIDEO_EXTENSIONS = frozenset(
@@ -319,7 +321,8 @@ def _iter_capture(
             cap = None
             while cap is None:
                 if attempts >= reconnect:
-                    yield SourceError(name, f"stream lost after {attempts} reconnect attempts")
+                    lost = "stream lost" if index else "stream opened but delivered no frames"
+                    yield SourceError(name, f"{lost} after {attempts} reconnect attempts")
                     return
                 attempts += 1
                 logger.warning("%s: stream lost, reconnecting (attempt %d of %d)", name, attempts, reconnect)
