@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from conftest import add_broken_files
 from maskwatch.cli import app
 
 runner = CliRunner()
+PROC = Path("/proc/self").is_dir()  # Linux: a folder nobody, root included, can create entries in
 
 
 def _run(*args):
@@ -88,7 +90,7 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     # ONNX export: the exported model gives the same probabilities as the checkpoint, through classify too.
     ex = _run("export", run, "--out", tmp_path / "m.onnx")
     assert ex.exit_code == 0, ex.output
-    assert "same label on 16/16" in ex.output
+    assert re.search(r"same label on (\d+)/\1 test images", ex.output), ex.output  # the run's own test images
     out2 = tmp_path / "onnx.jsonl"
     cl2 = _run("classify", "--model", tmp_path / "m.onnx", toy_data / "with_mask", "--jsonl", out2, "--no-reframe")
     assert cl2.exit_code == 0, cl2.output
@@ -103,6 +105,7 @@ def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     ex8 = _run("export", run, "--int8", "--out", tmp_path / "m8.onnx")
     assert ex8.exit_code == 0, ex8.output
     assert (tmp_path / "m8.onnx").stat().st_size < (tmp_path / "m.onnx").stat().st_size
+    assert "test images" in " ".join(ex8.output.split()) and "WARNING" not in ex8.output  # onnxruntime's advice: off
 
 
 def test_errors_are_one_line_without_traceback(tmp_path, toy_data):
@@ -170,3 +173,93 @@ def test_classify_reports_what_it_cannot_classify(tmp_path, toy_data, monkeypatc
     }
     assert sum("label" in x for x in lines) == 16
     assert "error: 3" in result.output
+
+
+def test_video_det_size_is_checked_before_any_work(tmp_path, toy_data):
+    for value in ("5", "-1"):
+        result = _run("detect", toy_data, "--video-det-size", value, "--save-dir", tmp_path / "det")
+        assert result.exit_code == 2, result.output
+        assert f"--video-det-size must be 0 (native) or at least 32 pixels (got {value})" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "det").exists()  # refused before a photo was processed
+
+
+def test_bad_output_paths_are_one_line_before_any_work(tmp_path, toy_data):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    model = tmp_path / "nope.pt"  # the output is checked first: neither model nor data are looked at
+    for args, needle in [
+        (("detect", toy_data, "--save-dir", afile), f"--save-dir {afile} is a file"),
+        (("detect", toy_data, "--save-dir", afile / "sub"), f"cannot create it, {afile} is a file"),
+        (("detect", toy_data, "--no-save", "--jsonl", folder), f"--jsonl {folder} is a folder"),
+        (("detect", toy_data, "--no-save", "--jsonl", afile / "x.jsonl"), f"cannot create it, {afile} is a file"),
+        (("classify", toy_data, "--jsonl", folder), f"--jsonl {folder} is a folder"),
+        (("evaluate", model, "--data", toy_data, "--out", afile), f"--out {afile} is a file"),
+        (("evaluate-detect", "--data", toy_data, "--out", afile), f"--out {afile} is a file"),
+        (("data", "inspect", toy_data, "--out", afile), f"--out {afile} is a file"),
+        (("data", "synth", "--faces", toy_data, "--out", afile), f"--out {afile} is a file"),
+        (("demo", "--out", afile), f"--out {afile} is a file"),
+        (("train", "--data", toy_data, "--out", afile), f"--out {afile} is a file"),
+        (("export", model, "--out", folder), f"--out {folder} is a folder"),
+        (("interpolate", model, model, "--alpha", "0.5", "--out", afile), f"--out {afile} is a file"),
+        *([(("detect", toy_data, "--save-dir", "/proc/mw"), "--save-dir /proc/mw: cannot write in /proc")] * PROC),
+    ]:
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert needle in result.output and "Traceback" not in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert afile.read_text() == "x" and not any(folder.iterdir())
+
+
+def test_demo_checks_its_arguments_before_deleting_the_previous_demo(tmp_path):
+    out = tmp_path / "demo"
+    (out / "run").mkdir(parents=True)
+    (out / ".maskwatch-demo").write_text("made by `maskwatch demo`")
+    (out / "run" / "best.pt").write_text("previous results")
+    result = _run("demo", "--out", out, "--epochs", "0")
+    assert result.exit_code == 2, result.output
+    assert "--epochs must be at least 1" in result.output
+    assert (out / "run" / "best.pt").read_text() == "previous results"
+    assert not (out / "data").exists()
+
+
+def test_detect_faces_table_header_shows_the_box_format(tmp_path, toy_data):
+    photo = toy_data / "with_mask" / "with_mask_0.png"
+    result = _run("detect", photo, "--no-save")
+    assert result.exit_code == 0, result.output
+    assert "box [x1, y1, x2, y2]" in result.output
+
+
+def test_jsonl_dash_is_stdout(tmp_path, toy_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    det = _run("detect", toy_data / "with_mask", "--no-save", "--jsonl", "-")
+    assert det.exit_code == 0, det.output
+    lines = [json.loads(line) for line in det.stdout.splitlines()]  # stdout holds only the JSON lines
+    assert len(lines) == 16 and all("faces" in x for x in lines)
+    cl = _run("classify", toy_data / "with_mask", "--no-reframe", "--jsonl", "-")
+    assert cl.exit_code == 0, cl.output
+    assert [set(json.loads(line)) for line in cl.stdout.splitlines()] == [{"source", "label", "score", "probs"}] * 16
+    assert not (tmp_path / "-").exists()
+
+
+def test_models_table_shows_whole_weight_sources():
+    from maskwatch.models import get_spec, list_models
+
+    result = _run("models")  # not a terminal: 80 columns
+    assert result.exit_code == 0, result.output
+    column = "".join(line.split("│")[3] for line in result.output.splitlines() if line.startswith("│"))
+    column = "".join(column.split())
+    for name in list_models():
+        source = get_spec(name).pretrained_source or "none (trains from scratch)"
+        assert "".join(source.split()) in column, source
+
+
+def test_python_dash_m_maskwatch():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "maskwatch", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("maskwatch ")

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -185,6 +186,7 @@ def train(
     else:
         if not data:
             raise MaskwatchError("give at least one --data DIR (or --resume RUN_DIR)")
+        _output_path("--out", out)
         cfg = TrainConfig(
             data=[str(d) for d in data],
             out=str(out or Path("runs") / f"{model}-{Path(data[0]).name}"),
@@ -262,6 +264,7 @@ def evaluate(
     if not data:
         raise MaskwatchError("give at least one --data DIR")
     _at_least_one(batch_size=batch_size)
+    _output_path("--out", out)
     report = evaluate_model(
         model,
         [str(d) for d in data],
@@ -301,6 +304,28 @@ def _at_least_one(**options: int | None) -> None:
             raise MaskwatchError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
 
 
+def _output_path(option: str, path: Path | None, folder: bool = True) -> None:
+    """Refuse, before any work, an output folder (``folder``) or file that cannot be written (None: not given)."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != folder:
+        kind, want = ("a file", "a folder") if folder else ("a folder", "a file")
+        raise MaskwatchError(f"{option} {path} is {kind}; give {want}")
+    full = path.absolute()
+    existing = next(p for p in (full, *full.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        raise MaskwatchError(f"{option} {path}: cannot create it, {existing} is a file")
+    try:  # the real test (permissions, read-only or pseudo file systems): make and remove a folder there
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise MaskwatchError(f"{option} {path}: cannot write in {existing} ({exc.strerror})") from None
+
+
+def _stdout_jsonl(jsonl: Path | None) -> bool:
+    """``--jsonl -`` means stdout (messages and progress bars go to stderr)."""
+    return jsonl is not None and str(jsonl) == "-"
+
+
 def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
     """The images that files, folders and globs name (as `detect` resolves them), and why the rest cannot be
     classified (missing, not an image, a video or camera)."""
@@ -335,7 +360,9 @@ BackendOpt = Annotated[
 def classify(
     paths: Annotated[list[str], typer.Argument(help="Face images: files, folders or globs.")],
     model: ModelOpt = None,
-    jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image here (default: stdout).")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per image here (default and -: stdout).")
+    ] = None,
     batch_size: int = 32,
     backend: BackendOpt = "auto",
     device: str = "auto",
@@ -352,6 +379,9 @@ def classify(
     from maskwatch.runtime.classifiers import classify_paths, load_classifier
 
     _at_least_one(batch_size=batch_size)
+    if _stdout_jsonl(jsonl):
+        jsonl = None
+    _output_path("--jsonl", jsonl, folder=False)
     files, problems = _image_inputs(paths)
     if not files and not problems:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
@@ -446,7 +476,7 @@ def detect(
     save: Annotated[
         bool, typer.Option(help="Write annotated images and videos (--no-save: only print / JSONL).")
     ] = True,
-    jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image or frame here.")] = None,
+    jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image or frame here (-: stdout).")] = None,
     show: Annotated[bool, typer.Option(help="Show annotated frames in a window (q quits).")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop each video/stream after this many frames.")] = None,
     every: Annotated[int, typer.Option(help="Process every N-th frame of videos and streams.")] = 1,
@@ -474,10 +504,25 @@ def detect(
     from maskwatch.detect.run import DetectOptions, detect_sources
 
     _at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
+    if video_det_size is not None and video_det_size != 0 and video_det_size < 32:
+        raise MaskwatchError(f"--video-det-size must be 0 (native) or at least 32 pixels (got {video_det_size})")
+    to_stdout = _stdout_jsonl(jsonl)
+    if to_stdout:
+        jsonl = None
+    _output_path("--save-dir", save_dir if save else None)
+    _output_path("--jsonl", jsonl, folder=False)
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin, box_fit)
     from maskwatch.data.images import is_image_name
 
     one_photo = len(sources) == 1 and Path(sources[0]).is_file() and is_image_name(Path(sources[0]))
+
+    def on_result(result: Any) -> None:
+        if to_stdout:
+            sys.stdout.write(json.dumps(result.to_json(landmarks)) + "\n")
+            sys.stdout.flush()
+        if one_photo:
+            _print_faces(result)
+
     report = detect_sources(
         sources,
         pipeline,
@@ -492,7 +537,7 @@ def detect(
             video_det_size=video_det_size,
             classify_every=classify_every,
         ),
-        on_result=_print_faces if one_photo else None,
+        on_result=on_result if (one_photo or to_stdout) else None,
     )
     for s in report.sources:
         if s.frames == 0:  # nothing was read from it: its error line says why
@@ -507,8 +552,8 @@ def detect(
             console.print(f"  annotated: {s.output}")
     if save and any(s.kind == "image" for s in report.sources):
         console.print(f"annotated images: {save_dir}")
-    if jsonl:
-        console.print(f"JSON lines: {jsonl}")
+    if jsonl or to_stdout:
+        console.print(f"JSON lines: {jsonl or 'stdout'}")
     if report.failed:
         console.print(f"[red]{len(report.errors)} input(s) failed[/]")
         raise typer.Exit(1)
@@ -517,7 +562,7 @@ def detect(
 def _print_faces(result: Any) -> None:
     table = Table(title=f"{escape(result.source)}: {len(result.faces)} face(s), {result.width}x{result.height}")
     for col in ("#", "box [x1, y1, x2, y2]", "label", "score", "detector"):
-        table.add_column(col)
+        table.add_column(escape(col))
     for i, f in enumerate(result.faces):
         table.add_row(
             str(i), "[" + ", ".join(f"{v:.0f}" for v in f.box) + "]", f.label, f"{f.score:.3f}", f"{f.det_score:.2f}"
@@ -538,6 +583,7 @@ def export(
 
     if fmt != "onnx":
         raise MaskwatchError("--format: only onnx is supported")
+    _output_path("--out", out, folder=False)
     if out is None:
         base = model if model.is_dir() else model.parent
         out = base / ("model-int8.onnx" if int8 else "model.onnx")
@@ -546,8 +592,10 @@ def export(
     size = out.stat().st_size / 1e6
     console.print(
         f"exported {out} ({size:.1f} MB); max |p_onnx - p_torch| {diff['max_abs_prob']:.2e}, "
-        f"same label on {diff['agree']}/{diff['n']} test inputs"
+        f"same label on {diff['agree']}/{diff['n']} {diff['inputs']}"
     )
+    if diff["agree"] < diff["n"]:
+        console.print(f"[yellow]the exported model disagrees on {diff['n'] - diff['agree']} of {diff['n']} inputs")
 
 
 @app.command()
@@ -570,6 +618,7 @@ def interpolate(
     """Mix a model and its fine-tuned copy weight by weight (WiSE-FT): keep what the base did well, add new skills."""
     from maskwatch.train.interpolate import interpolate as run_interpolate
 
+    _output_path("--out", out)
     report = run_interpolate(
         base,
         tuned,
@@ -633,6 +682,7 @@ def evaluate_detect(
     if bootstrap < 0:
         raise MaskwatchError("--bootstrap must be 0 (off) or a number of draws")
     out = out or Path("runs/evaluate-detect") / data.name
+    _output_path("--out", out)
     models: list[str | None] = list(model) if model else [None]
     if len(models) > 1:
         names = model_names(models)
@@ -676,7 +726,7 @@ def models_cmd() -> None:
 
     table = Table()
     for col in ("name", "input", "pretrained weights", "description"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # long weight names wrap, never cut to "…"
     for name in list_models():
         s = get_spec(name)
         table.add_row(name, str(s.input_size), s.pretrained_source or "none (trains from scratch)", s.description)
@@ -723,6 +773,7 @@ def data_synth(
     """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
     from maskwatch.data.synth import synthesize
 
+    _output_path("--out", out)
     report = synthesize(
         faces,
         out,
@@ -762,6 +813,7 @@ def data_inspect(
     """Count classes, measure image sizes, list broken files and (near-)duplicate groups."""
     from maskwatch.data.inspect import inspect_data
 
+    _output_path("--out", out)
     r = inspect_data(
         [str(d) for d in dirs], out, threshold=dup_threshold, margin=margin, min_box=min_box, embed_threshold=dup_embed
     )
@@ -828,6 +880,8 @@ def demo(
     from maskwatch.train import TrainConfig
     from maskwatch.train import train as train_run
 
+    _at_least_one(epochs=epochs)  # every argument is checked before the previous demo is deleted
+    _output_path("--out", out)
     marker = out / DEMO_MARKER
     if out.exists() and any(out.iterdir()):
         if not marker.is_file():  # never wipe a folder the demo did not make
@@ -874,7 +928,7 @@ def demo(
 
 
 def main() -> None:
-    app()
+    app(prog_name="maskwatch")
 
 
 if __name__ == "__main__":
