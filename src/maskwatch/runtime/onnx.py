@@ -9,6 +9,7 @@ and, when exported from a run, where it came from. Input ``images`` (N, 3, S, S)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -109,9 +110,13 @@ def export_onnx(model_path: str | Path, out: str | Path, *, int8: bool = False) 
 
             float_file = Path(str(tmp) + ".float.onnx")
             onnx.save(proto, str(float_file))
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # onnxruntime logs an advice to pre-process through the root logger
             try:
                 quantize_dynamic(str(float_file), str(tmp), weight_type=QuantType.QUInt8)
             finally:
+                root.setLevel(level)
                 float_file.unlink(missing_ok=True)
             proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
@@ -158,22 +163,50 @@ class OnnxClassifier:
         return {"path": str(self.path), "backend": self.backend, "model": self.name, "labels": self.labels}
 
 
+def _test_images(run_dir: Path, n: int) -> list[Image.Image]:
+    """Up to ``n`` whole-image samples of a run's test split (class-folder images), spread over the list."""
+    import csv
+
+    from maskwatch.data.images import BadImageError, open_rgb
+
+    split = run_dir / "split" / "test.csv"
+    if not split.is_file():
+        return []
+    with split.open(newline="", encoding="utf-8") as f:
+        paths = [Path(r["path"]) for r in csv.DictReader(f) if r.get("id") == r.get("path")]
+    images: list[Image.Image] = []
+    for path in paths[:: max(1, len(paths) // n)]:
+        try:
+            images.append(open_rgb(path))
+        except BadImageError:
+            continue
+        if len(images) == n:
+            break
+    return images
+
+
 def parity(model_path: str | Path, onnx_path: str | Path, n: int = 16, seed: int = 0) -> dict[str, Any]:
-    """Compare the exported model with the PyTorch one on ``n`` random face-sized images (same preprocessing)."""
+    """Compare the exported model with the PyTorch one (same preprocessing) on ``n`` images of the run's test split
+    when they can be read (agreement there is what matters, above all for int8), else on random noise images."""
     import torch
 
     from maskwatch.runtime.checkpoint import load_model
 
-    net, _ = load_model(model_path)
+    net, meta = load_model(model_path)
     clf = OnnxClassifier(onnx_path)
-    rng = np.random.default_rng(seed)
-    images = [Image.fromarray(rng.integers(0, 256, (64 + 8 * i, 64 + 8 * i, 3), dtype=np.uint8)) for i in range(n)]
+    images = _test_images(Path(meta["path"]).parent, n)
+    inputs = "test images"
+    if not images:
+        rng = np.random.default_rng(seed)
+        images = [Image.fromarray(rng.integers(0, 256, (64 + 8 * i, 64 + 8 * i, 3), np.uint8)) for i in range(n)]
+        inputs = "random-noise images (no test images of the run found)"
     batch = preprocess(images, clf.input_size, clf.meta["mean"], clf.meta["std"])
     with torch.inference_mode():
         p_torch = net(torch.from_numpy(batch)).softmax(dim=1).numpy()
     p_onnx = clf.predict_images(images)
     return {
-        "n": n,
+        "n": len(images),
+        "inputs": inputs,
         "max_abs_prob": float(np.abs(p_torch - p_onnx).max()),
         "agree": int((p_torch.argmax(1) == p_onnx.argmax(1)).sum()),
     }
