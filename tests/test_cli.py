@@ -204,6 +204,9 @@ def test_bad_output_paths_are_one_line_before_any_work(tmp_path, toy_data):
         (("train", "--data", toy_data, "--out", afile), f"--out {afile} is a file"),
         (("export", model, "--out", folder), f"--out {folder} is a folder"),
         (("interpolate", model, model, "--alpha", "0.5", "--out", afile), f"--out {afile} is a file"),
+        (("compare", "--data", toy_data, "--out", afile), f"--out {afile} is a file"),
+        (("serve", "--db", folder), f"--db {folder} is a folder"),
+        (("serve", "--store-images", afile), f"--store-images {afile} is a file"),
         *([(("detect", toy_data, "--save-dir", "/proc/mw"), "--save-dir /proc/mw: cannot write in /proc")] * PROC),
     ]:
         result = _run(*args)

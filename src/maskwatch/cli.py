@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from maskwatch.detect.defaults import (
     DEFAULT_MARGIN,
 )
 from maskwatch.errors import MaskwatchError
+from maskwatch.paths import check_output_path
 from maskwatch.progress import console
 from maskwatch.serve.command import register as register_serve
 
@@ -186,7 +186,7 @@ def train(
     else:
         if not data:
             raise MaskwatchError("give at least one --data DIR (or --resume RUN_DIR)")
-        _output_path("--out", out)
+        check_output_path("--out", out)
         cfg = TrainConfig(
             data=[str(d) for d in data],
             out=str(out or Path("runs") / f"{model}-{Path(data[0]).name}"),
@@ -264,7 +264,7 @@ def evaluate(
     if not data:
         raise MaskwatchError("give at least one --data DIR")
     _at_least_one(batch_size=batch_size)
-    _output_path("--out", out)
+    check_output_path("--out", out)
     report = evaluate_model(
         model,
         [str(d) for d in data],
@@ -302,23 +302,6 @@ def _at_least_one(**options: int | None) -> None:
     for name, value in options.items():
         if value is not None and value < 1:
             raise MaskwatchError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-
-
-def _output_path(option: str, path: Path | None, folder: bool = True) -> None:
-    """Refuse, before any work, an output folder (``folder``) or file that cannot be written (None: not given)."""
-    if path is None:
-        return
-    if path.exists() and path.is_dir() != folder:
-        kind, want = ("a file", "a folder") if folder else ("a folder", "a file")
-        raise MaskwatchError(f"{option} {path} is {kind}; give {want}")
-    full = path.absolute()
-    existing = next(p for p in (full, *full.parents) if p.exists())  # the root always exists
-    if not existing.is_dir():
-        raise MaskwatchError(f"{option} {path}: cannot create it, {existing} is a file")
-    try:  # the real test (permissions, read-only or pseudo file systems): make and remove a folder there
-        tempfile.TemporaryDirectory(dir=existing).cleanup()
-    except OSError as exc:
-        raise MaskwatchError(f"{option} {path}: cannot write in {existing} ({exc.strerror})") from None
 
 
 def _stdout_jsonl(jsonl: Path | None) -> bool:
@@ -381,7 +364,7 @@ def classify(
     _at_least_one(batch_size=batch_size)
     if _stdout_jsonl(jsonl):
         jsonl = None
-    _output_path("--jsonl", jsonl, folder=False)
+    check_output_path("--jsonl", jsonl, folder=False)
     files, problems = _image_inputs(paths)
     if not files and not problems:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
@@ -509,8 +492,8 @@ def detect(
     to_stdout = _stdout_jsonl(jsonl)
     if to_stdout:
         jsonl = None
-    _output_path("--save-dir", save_dir if save else None)
-    _output_path("--jsonl", jsonl, folder=False)
+    check_output_path("--save-dir", save_dir if save else None)
+    check_output_path("--jsonl", jsonl, folder=False)
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin, box_fit)
     from maskwatch.data.images import is_image_name
 
@@ -583,7 +566,7 @@ def export(
 
     if fmt != "onnx":
         raise MaskwatchError("--format: only onnx is supported")
-    _output_path("--out", out, folder=False)
+    check_output_path("--out", out, folder=False)
     if out is None:
         base = model if model.is_dir() else model.parent
         out = base / ("model-int8.onnx" if int8 else "model.onnx")
@@ -618,7 +601,7 @@ def interpolate(
     """Mix a model and its fine-tuned copy weight by weight (WiSE-FT): keep what the base did well, add new skills."""
     from maskwatch.train.interpolate import interpolate as run_interpolate
 
-    _output_path("--out", out)
+    check_output_path("--out", out)
     report = run_interpolate(
         base,
         tuned,
@@ -682,7 +665,7 @@ def evaluate_detect(
     if bootstrap < 0:
         raise MaskwatchError("--bootstrap must be 0 (off) or a number of draws")
     out = out or Path("runs/evaluate-detect") / data.name
-    _output_path("--out", out)
+    check_output_path("--out", out)
     models: list[str | None] = list(model) if model else [None]
     if len(models) > 1:
         names = model_names(models)
@@ -773,7 +756,7 @@ def data_synth(
     """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
     from maskwatch.data.synth import synthesize
 
-    _output_path("--out", out)
+    check_output_path("--out", out)
     report = synthesize(
         faces,
         out,
@@ -813,7 +796,7 @@ def data_inspect(
     """Count classes, measure image sizes, list broken files and (near-)duplicate groups."""
     from maskwatch.data.inspect import inspect_data
 
-    _output_path("--out", out)
+    check_output_path("--out", out)
     r = inspect_data(
         [str(d) for d in dirs], out, threshold=dup_threshold, margin=margin, min_box=min_box, embed_threshold=dup_embed
     )
@@ -881,7 +864,7 @@ def demo(
     from maskwatch.train import train as train_run
 
     _at_least_one(epochs=epochs)  # every argument is checked before the previous demo is deleted
-    _output_path("--out", out)
+    check_output_path("--out", out)
     marker = out / DEMO_MARKER
     if out.exists() and any(out.iterdir()):
         if not marker.is_file():  # never wipe a folder the demo did not make

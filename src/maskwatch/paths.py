@@ -1,9 +1,12 @@
-"""Where maskwatch keeps caches (face crops, file index, backbone features)."""
+"""Where maskwatch keeps caches (face crops, file index, backbone features), and checks on output paths."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+from maskwatch.errors import MaskwatchError
 
 
 def cache_dir() -> Path:
@@ -14,3 +17,20 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "maskwatch"
+
+
+def check_output_path(option: str, path: Path | None, folder: bool = True) -> None:
+    """Refuse, before any work, an output folder (``folder``) or file that cannot be written (None: not given)."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != folder:
+        kind, want = ("a file", "a folder") if folder else ("a folder", "a file")
+        raise MaskwatchError(f"{option} {path} is {kind}; give {want}")
+    full = path.absolute()
+    existing = next(p for p in (full, *full.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        raise MaskwatchError(f"{option} {path}: cannot create it, {existing} is a file")
+    try:  # the real test (permissions, read-only or pseudo file systems): make and remove a folder there
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise MaskwatchError(f"{option} {path}: cannot write in {existing} ({exc.strerror})") from None

@@ -75,12 +75,14 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         from maskwatch.compare.runner import CompareRequest, plan_comparison, run_comparison
         from maskwatch.data.split import parse_ratios
         from maskwatch.errors import MaskwatchError
+        from maskwatch.paths import check_output_path
         from maskwatch.progress import console
 
         if not data:
             raise MaskwatchError("give at least one --data DIR")
         if out is None:
             raise MaskwatchError("give --out DIR for the comparison")
+        check_output_path("--out", out)
         request = CompareRequest(
             data=[str(d) for d in data],
             out=str(out),

@@ -48,6 +48,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         """Web app and REST API: upload page, live webcam page, compliance dashboard; API docs at /docs."""
         import uvicorn
 
+        from maskwatch.paths import check_output_path
         from maskwatch.progress import console
         from maskwatch.serve.app import create_app
         from maskwatch.serve.settings import ServeSettings
@@ -68,6 +69,8 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
             det_size=det_size,
             read_timeout=read_timeout,
         )
+        check_output_path("--db", db, folder=False)
+        check_output_path("--store-images", store_images)
         web = create_app(settings)
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         console.print(f"maskwatch serving on http://{shown}:{port}  (API docs /docs, log {db}; Ctrl+C stops)")
