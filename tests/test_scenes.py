@@ -50,3 +50,49 @@ def test_unknown_ground_truth_labels_are_scored_as_misses(tmp_path):
     read = read_scene_report(out, root)
     assert read.preds[0].probs.shape == (1, 4) and np.isnan(read.preds[0].probs[0, 3])
     assert ap50(read.gts, read.preds, list(m["ap50"]))["face_shield"] == 0.0
+
+
+def test_split_from_a_list_takes_names_without_extension_and_warns_about_the_rest(tmp_path):
+    """A hand-typed scene list: a name without its extension is that scene; a name that is no scene is said on the
+    console and recorded in metrics.json, not silently dropped."""
+    root = tmp_path / "voc"
+    _voc(root, ["without_mask"] * 4)
+    listed = tmp_path / "scenes.txt"
+    listed.write_text("# my scenes\ns0\ns1.jpg\ns2\nnot_a_scene\n")
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(
+        app, ["evaluate-detect", "--data", str(root), "--split-from", str(listed), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "match no scene of" in result.output
+        and "(1 of 4, left out)" in result.output
+        and "not_a_scene" in result.output
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["counts"]["images"] == 3  # s0, s1.jpg and s2; s3 is not listed
+    assert m["selection"]["listed_not_found"] == ["not_a_scene"]
+    assert m["selection"]["scenes_in_subset"] == 3
+    sources = [json.loads(line)["source"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sources == ["s0.jpg", "s1.jpg", "s2.jpg"]
+
+
+def test_split_from_a_list_that_names_no_scene_says_which_names(tmp_path):
+    root = tmp_path / "voc"
+    _voc(root, ["without_mask"])
+    listed = tmp_path / "scenes.txt"
+    listed.write_text("typo0\ntypo1\n")
+    result = CliRunner().invoke(
+        app, ["evaluate-detect", "--data", str(root), "--split-from", str(listed), "--out", str(tmp_path / "rep")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "none of the 2 scene names" in result.output and "typo0" in result.output
+
+
+def test_split_scenes_returns_listed_names_as_written(tmp_path):
+    """tools/ap_ceiling.py and tools/fit_face_boxes.py take split_scenes' names as they are."""
+    from maskwatch.evaluate.scenes import split_scenes
+
+    listed = tmp_path / "scenes.txt"
+    listed.write_text("# header\na.jpg\nb\n\n")
+    assert split_scenes(listed, "test") == ({"a.jpg", "b"}, set())

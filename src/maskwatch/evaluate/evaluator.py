@@ -10,7 +10,7 @@ from PIL import Image
 from maskwatch.data.dataset import load_data
 from maskwatch.data.split import load_split
 from maskwatch.errors import MaskwatchError
-from maskwatch.evaluate.report import write_report
+from maskwatch.evaluate.report import write_problems, write_report
 from maskwatch.progress import info
 from maskwatch.runtime.checkpoint import load_model
 from maskwatch.runtime.predict import predict_samples
@@ -54,7 +54,7 @@ def evaluate_model(
             "images": len(samples),
             "counts": dict(Counter(s.label for s in samples)),
             "left_out": dict(unknown),
-            "skipped_files": len(bundle.problems),
+            "skipped_files": len(bundle.problems),  # listed in problems.csv
             "model": meta["path"],
             "crops": {"margin": margin, "min_box": min_box},  # how VOC faces were cropped (class folders: as is)
         }
@@ -66,6 +66,8 @@ def evaluate_model(
             else Path(meta["path"]).stem
         )
         out = Path("runs") / "evaluate" / f"{stem}-{'-'.join(Path(d).name for d in data)}"
+    # the files left out, on the console and in problems.csv, before the (long) prediction starts
+    write_problems(Path(out), [(p.path, p.reason) for p in bundle.problems])
     prepare = None
     if reframe:
         from maskwatch.detect.reframe import Reframer

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from rich.markup import escape
 
-from maskwatch.data.dataset import Sample
-from maskwatch.evaluate.metrics import classification_metrics, positive_index
-from maskwatch.evaluate.plots import image_grid, plot_confusion, plot_reliability, plot_roc_pr
-from maskwatch.io import read_json, write_json
+from maskwatch.io import atomic_path, read_json, write_json
+from maskwatch.progress import info
+
+if TYPE_CHECKING:  # write_report's imports (torch, sklearn, matplotlib) wait for it: write_problems needs none
+    import numpy as np
+
+    from maskwatch.data.dataset import Sample
+
+
+def write_problems(
+    out_dir: Path, problems: Iterable[tuple[str | Path, str]], *, what: str | None = None, show: int = 3
+) -> Path:
+    """Write ``out_dir/problems.csv`` (path, reason: one row per file or box left out; the header alone when none,
+    so no list from an earlier run is left behind) and, when there are any, say so on the console: how many
+    (``what``, default "N files skipped"), where the list is, and the first ``show`` of them with their reasons."""
+    rows = [(str(path), str(reason)) for path, reason in problems]
+    path = Path(out_dir) / "problems.csv"
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows(rows)
+    if rows:
+        first = "; ".join(f"{escape(Path(p).name)}: {escape(r)}" for p, r in rows[:show])
+        more = f"; ... {len(rows) - show} more" if len(rows) > show else ""
+        what = what or f"{len(rows)} file{'s' if len(rows) != 1 else ''} skipped"
+        info(f"[yellow]{escape(what)} (see {escape(str(path))}):[/] {first}{more}")
+    return path
 
 
 def write_report(
@@ -24,6 +49,11 @@ def write_report(
 ) -> dict:
     """Compute metrics for ``samples`` and write metrics.json (``{"split": ..., key: ...}``),
     confusion_matrix.json/png, reliability.png, roc_pr.png (two classes) and worst.png."""
+    import numpy as np
+
+    from maskwatch.evaluate.metrics import classification_metrics, positive_index
+    from maskwatch.evaluate.plots import image_grid, plot_confusion, plot_reliability, plot_roc_pr
+
     out_dir.mkdir(parents=True, exist_ok=True)
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[s.label] for s in samples])

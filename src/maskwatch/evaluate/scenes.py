@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 
 from maskwatch.data.images import BadImageError, open_rgb
 from maskwatch.data.voc import VocImage, is_voc_dir, read_voc
 from maskwatch.detect.pipeline import Pipeline
 from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.detection import GroundTruth, Prediction, detection_metrics, plot_detection_report
+from maskwatch.evaluate.report import write_problems
 from maskwatch.io import write_json, write_text
 from maskwatch.progress import info, track
 from maskwatch.runtime.classifiers import describe
@@ -30,7 +32,8 @@ def split_scenes(split_from: Path, subset: str = "test") -> tuple[set[str], set[
     """(scenes only in ``subset``, scenes seen in any other part) of a saved split, by image file name.
 
     VOC crops are named ``<scene image path>#<object index>`` in split files. ``split_from`` may also be a text
-    file that lists scene image names, one per line (as written by ``write_scene_list``): those are the scenes."""
+    file that lists scene image names, one per line (as written by ``write_scene_list``): those are the scenes,
+    returned as written (``evaluate_scenes`` also takes a listed name without its extension as that scene)."""
     if split_from.is_file():
         names = {line.strip() for line in split_from.read_text(encoding="utf-8").splitlines()}
         return {n for n in names if n and not n.startswith("#")}, set()
@@ -86,11 +89,16 @@ def evaluate_scenes(
     if not is_voc_dir(voc_dir):
         raise MaskwatchError(f"{voc_dir} is not a Pascal VOC folder (annotations/*.xml + images/)")
     scenes, problems = read_voc(voc_dir)
+    annotations = {s.annotation_path for s in scenes}  # read: a problem with one of them is a box left out
     selection: dict[str, Any] = {"split_from": None, "subset": None, "scenes_total": len(scenes)}
     if split_from is not None:
         keep, seen = split_scenes(Path(split_from), subset)
         before = len(scenes)
-        scenes = [s for s in scenes if s.image_path.name in keep]
+        listed = Path(split_from).is_file()
+        if listed:  # a list typed by hand: a name may lack its extension
+            scenes = [s for s in scenes if s.image_path.name in keep or s.image_path.stem in keep]
+        else:
+            scenes = [s for s in scenes if s.image_path.name in keep]
         selection.update(
             split_from=str(split_from),
             subset=subset,
@@ -98,6 +106,23 @@ def evaluate_scenes(
             scenes_in_other_parts=len(seen),
             scenes_in_no_part=before - len(scenes) - len(seen),
         )
+        if listed:
+            found = {s.image_path.name for s in scenes} | {s.image_path.stem for s in scenes}
+            missing = sorted(keep - found)
+            selection["listed_not_found"] = missing
+            if not keep:
+                raise MaskwatchError(f"{split_from} lists no scene names (one image name a line)")
+            if not scenes:
+                raise MaskwatchError(
+                    f"none of the {len(keep)} scene names in {split_from} is a scene of {voc_dir}"
+                    f" (e.g. {', '.join(missing[:3])})"
+                )
+            if missing:
+                info(
+                    f"[yellow]scene names in {escape(str(split_from))} that match no scene of {escape(str(voc_dir))}"
+                    f" ({len(missing)} of {len(keep)}, left out):[/] {escape(', '.join(missing[:5]))}"
+                    + (f", ... {len(missing) - 5} more (listed_not_found in metrics.json)" if len(missing) > 5 else "")
+                )
         if not scenes:
             raise MaskwatchError(f"no scene of {voc_dir} is in the {subset} part of {split_from}")
     if limit:
@@ -113,6 +138,7 @@ def evaluate_scenes(
             image = np.asarray(open_rgb(scene.image_path))
         except BadImageError as exc:
             skipped.append({"file": str(scene.image_path), "reason": exc.reason})
+            problems.append((scene.image_path, exc.reason))
             continue
         image_id = scene.image_path.name
         gts.append(_ground_truth(scene))
@@ -137,6 +163,7 @@ def evaluate_scenes(
     metrics = detection_metrics(gts, preds, [*labels, *unknown])
     metrics["selection"] = selection
     metrics["skipped"] = skipped
+    _report_skipped(out, problems, annotations)
     metrics["pipeline"] = {
         "detector": getattr(pipeline.detector, "describe", lambda: {"name": pipeline.detector.name})(),
         "classifier": describe(pipeline.classifier),
@@ -146,6 +173,16 @@ def evaluate_scenes(
     write_text(out / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     plot_detection_report(metrics, out)
     return SceneScores(metrics, gts, preds)
+
+
+def _report_skipped(out: Path, problems: list[tuple[Path, str]], annotations: set[Path]) -> None:
+    """problems.csv and a console line: the annotation files and images left out, and the boxes left out of
+    scenes otherwise read (their annotation file is in ``annotations``)."""
+    boxes = sum(p in annotations for p, _ in problems)
+    files = len(problems) - boxes
+    parts = [f"{files} file{'s' if files != 1 else ''}"] if files else []
+    parts += [f"{boxes} box{'es' if boxes != 1 else ''}"] if boxes else []
+    write_problems(out, problems, what=" and ".join(parts) + " skipped")
 
 
 def _ground_truth(scene: VocImage) -> GroundTruth:
