@@ -29,7 +29,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.calibration import temperature_scaling
 from maskwatch.evaluate.metrics import classification_metrics
 from maskwatch.evaluate.plots import plot_curves
-from maskwatch.evaluate.report import write_report
+from maskwatch.evaluate.report import write_problems, write_report
 from maskwatch.io import atomic_path, read_json, write_json
 from maskwatch.models import MaskNet, create_model
 from maskwatch.paths import cache_dir
@@ -152,7 +152,7 @@ class _Run:
     def prepare(self, resuming: bool) -> None:
         cfg = self.cfg
         self.bundle: DataBundle = load_data(cfg.data, margin=cfg.margin, min_box=cfg.min_box, cache=self.cache)
-        self._write_problems()
+        write_problems(self.run_dir, [(p.path, p.reason) for p in self.bundle.problems])
         split_dir = self.run_dir / "split"
         if resuming and (split_dir / "split.json").is_file():
             self.split = load_split(split_dir, self.bundle.samples)
@@ -235,15 +235,6 @@ class _Run:
             )
         self.model.load_state_dict(payload["model"])
         self.model.pretrained = f"init: {path}"
-
-    def _write_problems(self) -> None:
-        with atomic_path(self.run_dir / "problems.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "reason"])
-            for p in self.bundle.problems:
-                writer.writerow([p.path, p.reason])
-        if self.bundle.problems:
-            info(f"[yellow]{len(self.bundle.problems)} files skipped (listed in {self.run_dir / 'problems.csv'})")
 
     def _prepare_loaders(self) -> None:
         cfg = self.cfg
