@@ -216,6 +216,17 @@ def test_bad_output_paths_are_one_line_before_any_work(tmp_path, toy_data):
     assert afile.read_text() == "x" and not any(folder.iterdir())
 
 
+def test_existing_outputs_of_the_right_kind_are_accepted(tmp_path):
+    """A re-run writes over its --jsonl file and into its folders: those are no errors."""
+    from maskwatch.paths import check_output_path
+
+    (tmp_path / "faces.jsonl").write_text("{}\n")
+    check_output_path("--jsonl", tmp_path / "faces.jsonl", folder=False)
+    check_output_path("--jsonl", tmp_path / "new" / "faces.jsonl", folder=False)
+    check_output_path("--save-dir", tmp_path)
+    check_output_path("--save-dir", tmp_path / "new" / "deeper")
+
+
 def test_demo_checks_its_arguments_before_deleting_the_previous_demo(tmp_path):
     out = tmp_path / "demo"
     (out / "run").mkdir(parents=True)

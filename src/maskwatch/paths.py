@@ -27,7 +27,8 @@ def check_output_path(option: str, path: Path | None, folder: bool = True) -> No
         kind, want = ("a file", "a folder") if folder else ("a folder", "a file")
         raise MaskwatchError(f"{option} {path} is {kind}; give {want}")
     full = path.absolute()
-    existing = next(p for p in (full, *full.parents) if p.exists())  # the root always exists
+    start = full if folder else full.parent  # an existing output file is written over, as a re-run does
+    existing = next(p for p in (start, *start.parents) if p.exists())  # the root always exists
     if not existing.is_dir():
         raise MaskwatchError(f"{option} {path}: cannot create it, {existing} is a file")
     try:  # the real test (permissions, read-only or pseudo file systems): make and remove a folder there
