@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.data.crops import crop_square
-from maskwatch.detect.detector import CenterFace
-from maskwatch.detect.reframe import REFRAME_BELOW, REFRAME_MIN_FACE, Reframer, find_face
+from maskwatch.detect.detector import CenterFace, Faces
+from maskwatch.detect.reframe import FIND_FACE_MAX_SIDE, REFRAME_BELOW, REFRAME_MIN_FACE, Reframer, find_face
 from maskwatch.evaluate.detection import box_iou
-from maskwatch.runtime.classifiers import ASSETS, classify_images, load_classifier
+from maskwatch.runtime.classifiers import ASSETS, classify_images, classify_paths, load_classifier
 
 PHOTO = ASSETS / "samples" / "astronaut.jpg"
 
@@ -82,6 +82,67 @@ def test_classify_cli_reframes_by_default(tmp_path):
     r = runner.invoke(app, ["classify", str(PHOTO), "--jsonl", str(out_plain), "--no-reframe"])
     assert r.exit_code == 0, r.output
     assert "reframed" not in json.loads(out_plain.read_text())
+
+
+class _ShapeDetector:
+    """Records the shape of each image it is given; finds no face."""
+
+    def __init__(self, size: int | None = None) -> None:
+        if size is not None:
+            self.size = size
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image):
+        self.shapes.append(image.shape)
+        return Faces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+
+def test_find_face_scales_large_images_down_before_padding(detector, photo):
+    """A 6000 x 6 strip is not padded to 10000 x 4006 at full resolution: the padded copy the detector gets is at most
+    FIND_FACE_MAX_SIDE; smaller images go as they are; boxes come back in the image's pixels."""
+    strip = Image.new("RGB", (6000, 6), (90, 90, 90))
+    for det in (_ShapeDetector(256), _ShapeDetector()):
+        assert find_face(det, strip) is None
+        assert max(det.shapes[0][:2]) <= FIND_FACE_MAX_SIDE + 2, det.shapes
+    usual = _ShapeDetector(256)
+    find_face(usual, Image.new("RGB", (900, 1200), (90, 90, 90)))
+    assert usual.shapes == [(1200 + 2 * 400, 900 + 2 * 400, 3)]  # padded by a third of the long side, not scaled
+    small = Reframer(detector).detector  # at REFRAME_DET_SIZE, as classify runs it
+    box, landmarks = find_face(small, photo)
+    big_box, big_landmarks = find_face(small, photo.resize((4096, 4096), Image.BICUBIC))
+    scale = 4096 / photo.width
+    assert box_iou(np.array([big_box / scale]), np.array([box]))[0, 0] > 0.9
+    np.testing.assert_allclose(big_landmarks / scale, landmarks, atol=4)
+
+
+def test_classify_goes_on_past_an_image_it_cannot_classify(tmp_path, photo):
+    """classify (reframe on) of a valid 100000 x 10 PNG: classified, no 31 GiB padding; and an image the reframer
+    or classifier fails on is one error line while the others are classified."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (100_000, 10), (90, 90, 90)).save(folder / "a_wide.png")
+    photo.save(folder / "b.png")
+    out = tmp_path / "out.jsonl"
+    r = CliRunner().invoke(app, ["classify", str(folder), "--jsonl", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x.get("label") is not None for x in lines] == [True, True], lines
+    assert lines[0]["reframed"] is False and lines[1]["reframed"] is True
+
+    def fragile(image):
+        if image.width > 1000:
+            raise MemoryError("Unable to allocate 31.0 GiB")
+        return image, None
+
+    clf = load_classifier(None)
+    paths = [folder / "b.png", folder / "a_wide.png", folder / "b.png"]
+    results = list(classify_paths(clf, paths, reframe=fragile))
+    assert [x["source"] for x in results] == [str(p) for p in paths]
+    assert "label" in results[0] and "label" in results[2]
+    assert results[1] == {
+        "source": str(paths[1]),
+        "error": "cannot classify (MemoryError: Unable to allocate 31.0 GiB)",
+    }
 
 
 def test_evaluate_reframe_scores_the_crops_classify_would_see(tmp_path, toy_data, detector, photo):

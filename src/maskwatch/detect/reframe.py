@@ -13,6 +13,7 @@ validation crops (``tools/reframe_threshold.py``, docs/results/synthetic-masks.m
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -22,26 +23,36 @@ from maskwatch.detect.defaults import DEFAULT_MARGIN
 REFRAME_DET_SIZE = 256  # detector input (long side, pixels) for a crop padded by a third on each side
 REFRAME_BELOW = 0.6  # face side / crop long side under which a crop is cut again (a training crop: 0.77)
 REFRAME_MIN_FACE = 12  # faces found with a shorter side (pixels) are not cut out: the crop is kept as it is
+FIND_FACE_MAX_SIDE = 4096  # find_face scales larger padded images down first (smaller ones, every usual crop and
+# photo up to about 2,400 px, go to the detector exactly as they are)
 
 
 def find_face(detector, image: Image.Image, min_face: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
     """The face nearest the centre of a face image: (box, landmarks) in its pixels, or None (none found, or its
     shorter side is under ``min_face`` pixels).
 
-    The image is padded by a third on each side first: face crops are tight, and the detector needs context."""
+    The image is padded by a third on each side first: face crops are tight, and the detector needs context. An image
+    whose padded copy would be over FIND_FACE_MAX_SIDE is scaled down first (the detector sees far fewer pixels
+    anyway), so memory stays small: a 100000 x 10 strip or an 8000 x 8000 photo is not padded at full resolution."""
     arr = np.asarray(image.convert("RGB"))
     h, w = arr.shape[:2]
-    pad = max(h, w) // 3
+    scale = min(1.0, FIND_FACE_MAX_SIDE / (max(h, w) + 2 * (max(h, w) // 3)))
+    if scale < 1:
+        small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
+        arr = cv2.resize(arr, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    sh, sw = arr.shape[:2]
+    factor = np.array([w / sw, h / sh], np.float32)  # detector pixels -> the image's
+    pad = max(sh, sw) // 3
     padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
     faces = detector.detect(padded)
     if not len(faces):
         return None
-    centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2 - pad
+    centres = ((faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2 - pad) * factor
     best = int(np.argmin(np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2)))
-    box = faces.boxes[best] - pad
+    box = (faces.boxes[best] - pad) * np.tile(factor, 2)
     if min(box[2] - box[0], box[3] - box[1]) < min_face:
         return None
-    return box, faces.landmarks[best] - pad
+    return box, (faces.landmarks[best] - pad) * factor
 
 
 class Reframer:

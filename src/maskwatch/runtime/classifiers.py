@@ -41,9 +41,29 @@ def load_classifier(model: str | Path | None = None, *, backend: str = "auto", d
     """
     if backend not in BACKENDS:
         raise MaskwatchError(f"--backend must be one of {', '.join(BACKENDS)}")
-    path = default_model_path() if model in (None, "", "default") else Path(model).expanduser()
-    if model in (None, "", "default") and not path.is_file():
-        raise MaskwatchError(f"the default model is missing: {path} (reinstall maskwatch or pass --model)")
+    env = os.environ.get("MASKWATCH_MODEL") if model in (None, "", "default") else None
+    if env:  # $MASKWATCH_MODEL stands for --model: the same files and folders, and errors that name it
+        path = Path(env).expanduser()
+        if not path.exists():
+            raise MaskwatchError(
+                f"$MASKWATCH_MODEL={env}: not found (give an .onnx file, a checkpoint .pt or a run folder,"
+                " or unset it for the shipped model)"
+            )
+        try:
+            return _load(path, backend, device)
+        except MaskwatchError as exc:
+            raise MaskwatchError(f"$MASKWATCH_MODEL={env}: {exc}") from None
+    if model in (None, "", "default"):
+        if not DEFAULT_MODEL_FILE.is_file():
+            raise MaskwatchError(
+                f"the default model is missing: {DEFAULT_MODEL_FILE} (reinstall maskwatch or pass --model)"
+            )
+        return _load(DEFAULT_MODEL_FILE, backend, device)
+    return _load(Path(model).expanduser(), backend, device)
+
+
+def _load(path: Path, backend: str, device: str) -> FaceClassifier:
+    """``load_classifier`` for a path given (by --model or $MASKWATCH_MODEL) or the shipped model."""
     if not path.exists():
         raise MaskwatchError(f"model not found: {path} (give an .onnx file, a checkpoint .pt or a run folder)")
     from maskwatch.runtime.onnx import OnnxClassifier
@@ -113,7 +133,8 @@ def classify_images(
 def classify_paths(
     classifier: FaceClassifier, paths: Sequence[Path], batch_size: int = 32, reframe: Reframe | None = None
 ) -> Iterator[dict]:
-    """One result per path, in order: ``classify_images``'s, or ``{source, error}`` for an unreadable file."""
+    """One result per path, in order: ``classify_images``'s, or ``{source, error}`` for a file that could not be
+    read or classified (one bad file never stops a run over many)."""
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         images, ok, results = [], [], {}
@@ -123,7 +144,28 @@ def classify_paths(
                 ok.append(p)
             except BadImageError as exc:
                 results[p] = {"source": str(p), "error": exc.reason}
-        for p, result in zip(ok, classify_images(classifier, images, [str(p) for p in ok], reframe), strict=True):
+            except (OSError, ValueError, MemoryError) as exc:
+                results[p] = {"source": str(p), "error": f"cannot read image ({_one_line(exc)})"}
+        sources = [str(p) for p in ok]
+        try:
+            batch = classify_images(classifier, images, sources, reframe)
+        except Exception:  # which image failed is found below, one at a time
+            batch = [
+                _classify_one(classifier, image, source, reframe) for image, source in zip(images, sources, strict=True)
+            ]
+        for p, result in zip(ok, batch, strict=True):
             results[p] = result
         for p in chunk:
             yield results[p]
+
+
+def _classify_one(classifier: FaceClassifier, image: Image.Image, source: str, reframe: Reframe | None) -> dict:
+    """``classify_images`` for one image, or ``{source, error}`` when it fails on it (out of memory, ...)."""
+    try:
+        return classify_images(classifier, [image], [source], reframe)[0]
+    except Exception as exc:  # reported in the image's own result line
+        return {"source": source, "error": f"cannot classify ({_one_line(exc)})"}
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
