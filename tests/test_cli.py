@@ -277,3 +277,12 @@ def test_python_dash_m_maskwatch():
     result = subprocess.run([sys.executable, "-m", "maskwatch", "--version"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("maskwatch ")
+
+
+def test_classify_counts_a_file_named_twice_once(tmp_path, toy_data):
+    out = tmp_path / "c.jsonl"
+    one = toy_data / "with_mask" / "with_mask_1.png"
+    result = _run("classify", toy_data / "with_mask", one, str(toy_data / "with_mask" / "*_1.png"), "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    sources = [json.loads(line)["source"] for line in out.read_text().splitlines()]
+    assert len(sources) == 16 and len(set(sources)) == 16

@@ -263,6 +263,43 @@ def test_video_round_trip_with_tracking(tmp_path, astronaut):
     assert [json.loads(x)["frame"] for x in jsonl.read_text().splitlines()] == [0, 5, 10]
 
 
+def test_untracked_video_summary_counts_faces_per_label(tmp_path, astronaut):
+    """--no-track: the summary counts the faces per label, as for photos (it used to end with "5 faces: ")."""
+    import re
+
+    video = tmp_path / "walk.mp4"
+    _moving_face_video(video, astronaut, frames=8)
+    result = _run("detect", video, "--no-track", "--max-frames", 5, "--no-save")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith(f"{video}: 5 frames"))
+    faces = int(re.search(r"; (\d+) faces: ", line).group(1))
+    counts = {k: int(n) for k, n in re.findall(r"(\w+) (\d+) \(\d+%\)", line)}
+    assert faces == 5 and set(counts) == set(CANONICAL_LABELS) and sum(counts.values()) == faces, line
+
+
+def test_maskwatch_model_takes_what_model_takes(tmp_path, toy_data, monkeypatch):
+    """$MASKWATCH_MODEL may be a run folder, as --model may; a wrong one is named in the error (not 'reinstall')."""
+    from maskwatch.runtime.classifiers import load_classifier
+    from maskwatch.train import TrainConfig, train
+
+    run = train(
+        TrainConfig(data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0)
+    ).run_dir
+    monkeypatch.setenv("MASKWATCH_MODEL", str(run))
+    assert load_classifier(None).backend == load_classifier(run).backend == "torch"
+    out = tmp_path / "c.jsonl"
+    result = _run("classify", SAMPLES / "astronaut.jpg", "--no-reframe", "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["label"] in CANONICAL_LABELS
+    assert load_classifier(DEFAULT_MODEL_FILE).backend == "onnxruntime"  # --model still wins over the variable
+    for wrong in (tmp_path / "nope.onnx", SAMPLES / "astronaut.jpg"):
+        monkeypatch.setenv("MASKWATCH_MODEL", str(wrong))
+        result = _run("detect", SAMPLES / "astronaut.jpg", "--no-save")
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "$MASKWATCH_MODEL" in result.output and str(wrong) in result.output, result.output
+        assert "reinstall" not in result.output
+
+
 def _frame(i: int, boxes: list[list[float]], probs: list[list[float]]) -> FrameResult:
     faces = [
         FaceResult(b, 0.9, CANONICAL_LABELS[int(np.argmax(p))], max(p), dict(zip(CANONICAL_LABELS, p, strict=True)))

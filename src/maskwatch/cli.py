@@ -312,18 +312,20 @@ def _stdout_jsonl(jsonl: Path | None) -> bool:
 def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
     """The images that files, folders and globs name (as `detect` resolves them), and why the rest cannot be
     classified (missing, not an image, a video or camera)."""
-    from maskwatch.detect.sources import SourceError, resolve_inputs
+    from maskwatch.detect.sources import Input, SourceError, resolve_inputs, unique_inputs
 
-    files: list[Path] = []
+    found: list[Input] = []
     problems: list[SourceError] = []
     for spec in specs:
-        found, errors = resolve_inputs(spec)
+        inputs, errors = resolve_inputs(spec)
+        found += inputs
         problems += errors
-        for item in found:
-            if item.kind == "image":
-                files.append(Path(item.location))
-            else:
-                problems.append(SourceError(item.name(), f"a {item.kind}, not a face image: use `maskwatch detect`"))
+    files: list[Path] = []
+    for item in unique_inputs(found):  # a file named twice (by a folder and a glob) is classified once
+        if item.kind == "image":
+            files.append(Path(item.location))
+        else:
+            problems.append(SourceError(item.name(), f"a {item.kind}, not a face image: use `maskwatch detect`"))
     return files, problems
 
 
@@ -390,7 +392,7 @@ def classify(
             counts[result.get("label", "error")] += 1
             reframed += bool(result.get("reframed"))
             if "error" in result:
-                console.print(f"[yellow]skipped[/] {escape(result['source'])}: {result['error']}")
+                console.print(f"[yellow]skipped[/] {escape(result['source'])}: {escape(result['error'])}")
     finally:
         if jsonl:
             sink.close()

@@ -7,28 +7,33 @@ skipped; the report says what failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
+from rich.markup import escape
 
 from maskwatch.detect.annotate import Annotator
 from maskwatch.detect.defaults import DEFAULT_DET_SIZE, VIDEO_DET_MIN, VIDEO_DET_SCALE
 from maskwatch.detect.pipeline import FrameResult, Pipeline
-from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs
+from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs, unique_inputs
 from maskwatch.detect.tracking import TrackedPipeline, summarise
 from maskwatch.detect.video import VideoWriter
 from maskwatch.progress import console, quiet
 
 log = logging.getLogger(__name__)
+
+JPEG_MAX_SIDE = 65_500  # libjpeg refuses wider or taller images: their annotated copies are saved as PNG
 
 
 @dataclass
@@ -74,20 +79,51 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "source"
 
 
-class _Outputs:
-    """Unique output names inside save_dir (two inputs called photo.jpg do not overwrite each other)."""
+def _file_key(location: str) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: the same file under another spelling (a link, a case-insensitive
+    file system) has the same key."""
+    try:
+        st = os.stat(location)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
-    def __init__(self, save_dir: Path) -> None:
+
+class _Outputs:
+    """Unique output names inside save_dir: two inputs called photo.jpg do not overwrite each other, and no output
+    is ever written over an input of the run (``--save-dir`` may be the photos' own folder, or hold last run's
+    copies that are now inputs): such an output is named ``photo-annotated.jpg`` (``-annotated-1``, ...)."""
+
+    def __init__(self, save_dir: Path, inputs: Iterable[Input] = ()) -> None:
         self.dir = save_dir
         self.used: set[str] = set()
+        files = [i.location for i in inputs if i.kind in ("image", "video")]
+        self.inputs = {os.path.realpath(f) for f in files}
+        self.input_keys = {key for f in files if (key := _file_key(f)) is not None}
+        self.noted = False
+
+    def _is_input(self, path: Path) -> bool:
+        return os.path.realpath(path) in self.inputs or (path.exists() and _file_key(str(path)) in self.input_keys)
 
     def path(self, inp: Input, suffix: str) -> Path:
         stem = _safe_name(Path(inp.location).stem if inp.kind in ("image", "video") else inp.name())
         name, n = f"{stem}{suffix}", 1
-        while name in self.used:
-            name, n = f"{stem}-{n}{suffix}", n + 1
+        while name in self.used or self._is_input(self.dir / name):
+            if self._is_input(self.dir / name) and not stem.endswith("-annotated"):
+                stem, n = f"{stem}-annotated", 0
+                self._note()
+            name, n = (f"{stem}-{n}{suffix}" if n else f"{stem}{suffix}"), n + 1
         self.used.add(name)
         return self.dir / name
+
+    def _note(self) -> None:
+        if not self.noted:
+            self.noted = True
+            console.print(
+                f"[yellow]note[/] {escape(str(self.dir))} holds inputs of this run: their annotated copies are named"
+                " *-annotated (inputs are never written over)",
+                highlight=False,
+            )
 
 
 class _Display:
@@ -129,7 +165,8 @@ def detect_sources(
         inputs.extend(found)
         for err in errors:
             _report_error(report, err)
-    outputs = _Outputs(opts.save_dir) if opts.save_dir else None
+    inputs = unique_inputs(inputs)
+    outputs = _Outputs(opts.save_dir, inputs) if opts.save_dir else None
     if opts.save_dir:
         opts.save_dir.mkdir(parents=True, exist_ok=True)
     annotator = Annotator(pipeline.labels) if (opts.save_dir or opts.show) else None
@@ -168,7 +205,7 @@ def detect_sources(
                         if annotator:
                             drawn = annotator.draw(item.image, result)
                             if outputs:
-                                Image.fromarray(drawn).save(outputs.path(inp, ".jpg"), quality=92)
+                                _save_image(report, inp, drawn, outputs)
                             if display and not display.show(inp.name(), drawn):
                                 return report
                     images_summary.seconds += time.perf_counter() - start
@@ -186,6 +223,23 @@ def detect_sources(
     return report
 
 
+def _save_image(report: DetectReport, inp: Input, drawn: np.ndarray, outputs: _Outputs) -> None:
+    """Save one annotated photo; a failure (disk full, a folder in the way) is one line and the run goes on.
+    Images too wide or tall for JPEG are saved as PNG."""
+    png = max(drawn.shape[:2]) > JPEG_MAX_SIDE
+    path = outputs.path(inp, ".png" if png else ".jpg")
+    try:
+        Image.fromarray(drawn).save(path, **({} if png else {"quality": 92}))
+    except (OSError, ValueError, MemoryError) as exc:
+        if path.is_file():  # a partly written copy would be a broken image in save_dir
+            with contextlib.suppress(OSError):
+                path.unlink()
+        detail = (str(exc).splitlines() or [""])[0]
+        _report_error(
+            report, SourceError(inp.name(), f"cannot write {path} ({type(exc).__name__}: {detail})"), "not saved"
+        )
+
+
 def video_det_size(width: int, height: int) -> int:
     """The default detector input for video: half the frame's long side, within [VIDEO_DET_MIN, DEFAULT_DET_SIZE]."""
     return int(min(DEFAULT_DET_SIZE, max(VIDEO_DET_MIN, round(max(width, height) * VIDEO_DET_SCALE))))
@@ -199,9 +253,10 @@ def video_pipeline(pipeline: Pipeline, size: int | None) -> Pipeline:
     return Pipeline(resized(size), pipeline.classifier, margin=pipeline.margin)
 
 
-def _report_error(report: DetectReport, err: SourceError) -> None:
+def _report_error(report: DetectReport, err: SourceError, what: str = "skipped") -> None:
+    """One line per problem; the source and reason are escaped (a file called ``IMG [party].jpg`` is no markup)."""
     report.errors.append(err)
-    console.print(f"[red]skipped[/] {err.source}: {err.reason}", markup=True, highlight=False)
+    console.print(f"[red]{what}[/] {escape(err.source)}: {escape(err.reason)}", markup=True, highlight=False)
 
 
 def _run_stream(
@@ -221,6 +276,7 @@ def _run_stream(
     summary = SourceSummary(inp.name(), inp.kind)
     tracked: TrackedPipeline | None = None
     writer: VideoWriter | None = None
+    seen: Counter[str] = Counter()  # untracked (--no-track): the faces' labels, counted as for photos
     if opts.track:
         import trackers  # noqa: F401 - imported before the clock starts (a second on first use)
     start = time.perf_counter()
@@ -249,6 +305,8 @@ def _run_stream(
                     result = pipeline.process(frame.image, inp.name(), frame.index)
                 summary.frames += 1
                 summary.faces += len(result.faces)
+                if not tracked:
+                    seen.update(f.label for f in result.faces)
                 emit(result)
                 if annotator:
                     drawn = annotator.draw(frame.image, result)
@@ -266,8 +324,7 @@ def _run_stream(
         if writer:
             writer.close()
         summary.seconds = time.perf_counter() - start
-    if tracked:
-        summary.summary = tracked.summary()
+    summary.summary = tracked.summary() if tracked else summarise(list(seen.elements()), pipeline.labels)
     if quiet():
         log.info("%s: %d frames, %.1f FPS", inp.name(), summary.frames, summary.fps)
     return summary

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,6 +89,19 @@ CaptureFactory = Callable[[Input], Capture]
 
 
 # ----------------------------------------------------------------------------------------------------- resolving
+
+
+def unique_inputs(inputs: Iterable[Input]) -> list[Input]:
+    """``inputs`` without repeats, in first-seen order: a photo named by a folder, by itself and by a glob is
+    processed (and counted in the summary) once."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[Input] = []
+    for inp in inputs:
+        where = os.path.realpath(inp.location) if inp.kind in ("image", "video") else inp.location
+        if (inp.kind, where) not in seen:
+            seen.add((inp.kind, where))
+            unique.append(inp)
+    return unique
 
 
 def resolve_inputs(spec: str) -> tuple[list[Input], list[SourceError]]:
