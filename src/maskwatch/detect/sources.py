@@ -25,8 +25,6 @@ from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb, to_
 from maskwatch.errors import MaskwatchError
 
 logger = logging.getLogger(__name__)
-# OpenCV prints its own lines (e.g. "Camera index out of range") beside the one-line errors maskwatch gives.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 # .gif stays an image (first frame only): it is in IMAGE_EXTENSIONS.
 VIDEO_EXTENSIONS = frozenset(
