@@ -74,3 +74,63 @@ def test_evaluate_detect_says_which_files_and_boxes_it_skipped(tmp_path):
     assert problems["scene0.xml"] == "object without a valid bndbox"
     m = json.loads((out / "metrics.json").read_text())
     assert m["counts"]["images"] == 3 and len(m["skipped"]) == 4
+
+
+def _csv_ids(path: Path) -> set[str]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return {row["id"] for row in csv.DictReader(fh)}
+
+
+def test_evaluate_subset_takes_the_runs_split_or_needs_split_from(tmp_path, toy_data):
+    import shutil
+
+    from maskwatch.train import TrainConfig, train
+
+    run = train(
+        TrainConfig(data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0)
+    ).run_dir
+    runner = CliRunner()
+
+    def evaluate(model: Path, out: str, *args: str):
+        result = runner.invoke(
+            app, ["evaluate", str(model), "--data", str(toy_data), "--out", str(tmp_path / out), *args]
+        )
+        return result, tmp_path / out / "metrics.json"
+
+    # a checkpoint with no split beside it: --subset alone is refused, before any work
+    lone = tmp_path / "lone" / "model.pt"
+    lone.parent.mkdir()
+    shutil.copy(run / "best.pt", lone)
+    result, _ = evaluate(lone, "ev_lone", "--subset", "val")
+    assert result.exit_code == 2, result.output
+    assert "--subset needs --split-from" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "ev_lone").exists()
+    bad, _ = evaluate(run, "ev_bad", "--subset", "everything")
+    assert bad.exit_code == 2 and "--subset must be train, val or test" in bad.output, bad.output
+
+    # a run (or a checkpoint in it) with --subset: its own saved split, said on one line
+    val = _csv_ids(run / "split" / "val.csv")
+    for model, out in ((run, "ev_val"), (run / "best.pt", "ev_val_pt")):
+        result, metrics = evaluate(model, out, "--subset", "val")
+        assert result.exit_code == 0, result.output
+        assert "--subset val: using the split saved with the model" in result.output
+        m = json.loads(metrics.read_text())
+        assert m["split"]["evaluated"] == "val" and m["test"]["samples"] == len(val)
+        assert "warning" not in result.output
+
+    # --split-from alone still means its test part; no training images, so no warning
+    result, metrics = evaluate(run, "ev_sf", "--split-from", str(run))
+    assert result.exit_code == 0, result.output
+    m = json.loads(metrics.read_text())
+    assert m["split"]["evaluated"] == "test" and m["test"]["samples"] == len(_csv_ids(run / "split" / "test.csv"))
+    assert "warning" not in result.output
+
+    # no subset, no split: every image, with a warning that the model trained on some of them
+    result, metrics = evaluate(run, "ev_all")
+    assert result.exit_code == 0, result.output
+    train_n = len(_csv_ids(run / "split" / "train.csv"))
+    text = " ".join(result.output.split())
+    assert f"warning: of these 32 images, {train_n} trained this model and {len(val)} picked" in text, text
+    assert "metrics on them are optimistic; --subset test scores only its held-out test part" in text
+    m = json.loads(metrics.read_text())
+    assert m["test"]["samples"] == 32 and m["split"]["seen_in_training"] == {"train": train_n, "val": len(val)}

@@ -245,7 +245,13 @@ def evaluate(
     split_from: Annotated[
         Path | None, typer.Option(help="Evaluate only one part of a saved split (run or split folder).")
     ] = None,
-    subset: Annotated[str, typer.Option(help="With --split-from: train | val | test.")] = "test",
+    subset: Annotated[
+        str | None,
+        typer.Option(
+            help="train | val | test: the part of the split to evaluate (--split-from, else the split saved with the"
+            " run given as the model). Default: test with a split, every image without one."
+        ),
+    ] = None,
     batch_size: int = 64,
     device: str = "auto",
     margin: float = 0.15,
@@ -841,7 +847,10 @@ def data_inspect(
     )
     if r["cross_class_duplicates"]:
         console.print(f"[red]cross-class duplicates: {len(r['cross_class_duplicates'])} groups[/] (see report.json)")
-    console.print(f"report: {out / 'report.json'}, pictures: class_balance.png, samples.png, duplicates.png")
+    console.print(
+        f"report: {out / 'report.json'}, pictures: {', '.join(r['pictures'])}"
+        + ("" if "duplicates.png" in r["pictures"] else " (no near-duplicate groups, so no duplicates.png)")
+    )
 
 
 DEMO_MARKER = ".maskwatch-demo"

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from pathlib import Path
 
 from PIL import Image
+from rich.markup import escape
 
-from maskwatch.data.dataset import load_data
-from maskwatch.data.split import load_split
+from maskwatch.data.dataset import Sample, load_data
+from maskwatch.data.split import SPLITS, load_split
 from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.report import write_problems, write_report
 from maskwatch.progress import info
-from maskwatch.runtime.checkpoint import load_model
+from maskwatch.runtime.checkpoint import load_model, resolve_model_path
 from maskwatch.runtime.predict import predict_samples
+
+
+def saved_split_of(model: str | Path) -> Path | None:
+    """The split saved with a run (``RUN/split``) when ``model`` is a run folder or a checkpoint inside one."""
+    folder = resolve_model_path(model).parent / "split"
+    return folder if (folder / "split.json").is_file() else None
+
+
+def _split_ids(folder: Path, part: str) -> set[str]:
+    path = folder / f"{part}.csv"
+    if not path.is_file():
+        return set()
+    with path.open(newline="", encoding="utf-8") as fh:
+        return {row["id"] for row in csv.DictReader(fh)}
+
+
+def _seen_in_training(folder: Path, samples: list[Sample]) -> dict[str, int]:
+    """How many of ``samples`` the saved split ``folder`` put in its train and val parts."""
+    ids = {s.id for s in samples}
+    return {part: len(ids & _split_ids(folder, part)) for part in ("train", "val")}
 
 
 def evaluate_model(
@@ -22,7 +44,7 @@ def evaluate_model(
     *,
     out: Path | None = None,
     split_from: Path | None = None,
-    subset: str = "test",
+    subset: str | None = None,
     batch_size: int = 64,
     device: str = "auto",
     margin: float = 0.15,
@@ -30,16 +52,35 @@ def evaluate_model(
     workers: int | None = None,
     reframe: bool = False,
 ) -> dict:
-    """``reframe``: each crop goes through ``detect.reframe.Reframer`` first (as ``maskwatch classify``); the report
+    """Score ``model`` on ``data``: every image, or with ``subset`` (train, val or test) one part of a saved split.
+
+    The split is ``split_from`` (then ``subset`` defaults to test); without it, a ``subset`` takes the split saved
+    with the model's run, and is refused when the model has none. Scoring a run on images its split used for
+    training or validation warns: those metrics are optimistic.
+
+    ``reframe``: each crop goes through ``detect.reframe.Reframer`` first (as ``maskwatch classify``); the report
     then says how many were cut again."""
+    if subset is not None and subset not in SPLITS:
+        raise MaskwatchError(f"--subset must be train, val or test (got {subset})")
+    saved = saved_split_of(model)
+    if split_from is None and subset is not None:
+        if saved is None:
+            raise MaskwatchError(
+                f"--subset needs --split-from RUN (the saved split to take the {subset} part of): "
+                f"no split is saved with {model}"
+            )
+        split_from = saved
+        info(
+            f"--subset {subset}: using the split saved with the model ({escape(str(saved))}); "
+            "--split-from picks another"
+        )
     net, meta = load_model(model)
     labels = meta["labels"]
     bundle = load_data(data, margin=margin, min_box=min_box)
     samples = bundle.samples
     described = {"kind": "all", "data": [d["root"] for d in bundle.datasets]}
     if split_from is not None:
-        if subset not in ("train", "val", "test"):
-            raise MaskwatchError("--subset must be train, val or test")
+        subset = subset or "test"
         split = load_split(Path(split_from), samples)
         samples = split.parts()[subset]
         described = {**split.summary(), "evaluated": subset, "data": described["data"]}
@@ -49,6 +90,18 @@ def evaluate_model(
     samples = [s for s in samples if s.label in labels]
     if not samples:
         raise MaskwatchError(f"no images with the model's labels ({', '.join(labels)}) in {' '.join(data)}")
+    own = saved is not None and split_from is not None and _same_split(Path(split_from), saved)
+    if saved is not None and not own:  # a part of the model's own split was asked for by name: nothing to warn
+        seen = _seen_in_training(saved, samples)
+        if any(seen.values()):
+            described["seen_in_training"] = seen
+            used = [f"{seen['train']} trained this model"] * bool(seen["train"])
+            used += [f"{seen['val']} picked its best epoch and temperature (validation)"] * bool(seen["val"])
+            hint = "; --subset test scores only its held-out test part" if split_from is None else ""
+            info(
+                f"[yellow]warning: of these {len(samples)} images, {' and '.join(used)} (split saved in "
+                f"{escape(str(saved))}): metrics on them are optimistic{hint}"
+            )
     described.update(
         {
             "images": len(samples),
@@ -87,3 +140,9 @@ def evaluate_model(
         described["reframe"] = {**reframer.describe(), "reframed": cut[0]}
     metrics = write_report(Path(out), samples, labels, probs, described, key="test")
     return {"metrics": metrics, "out": Path(out)}
+
+
+def _same_split(given: Path, saved: Path) -> bool:
+    """Whether ``--split-from`` names the split saved with the model (its run folder or the split folder itself)."""
+    folder = given / "split" if (given / "split").is_dir() else given
+    return folder.resolve() == saved.resolve()
