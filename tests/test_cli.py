@@ -36,6 +36,35 @@ def test_data_inspect_reports_problems_and_duplicates(tmp_path, toy_data):
         assert (tmp_path / "rep" / name).is_file()
 
 
+def test_data_inspect_names_only_the_pictures_it_wrote(tmp_path, toy_data):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "duplicates.png").write_bytes(b"from an earlier inspect")  # stale: must not pass for this one's
+    result = _run("data", "inspect", toy_data, "--out", out)  # drawn toy faces: no near-duplicate groups
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["near_duplicates"]["groups"] == 0
+    assert report["pictures"] == ["class_balance.png", "samples.png"]
+    assert all((out / name).is_file() for name in report["pictures"])
+    assert not (out / "duplicates.png").exists()
+    text = " ".join(result.output.split())
+    assert "pictures: class_balance.png, samples.png (no near-duplicate groups, so no duplicates.png)" in text
+
+
+def test_dup_thresholds_out_of_range_are_one_line_errors(tmp_path, toy_data):
+    for args, needle in [
+        (("data", "inspect", toy_data, "--dup-threshold", "-5"), "--dup-threshold must be a whole number"),
+        (("data", "inspect", toy_data, "--dup-threshold", "100"), "--dup-threshold must be a whole number"),
+        (("data", "inspect", toy_data, "--dup-embed", "1.5"), "--dup-embed must be a cosine similarity"),
+        (("data", "inspect", toy_data, "--dup-embed", "-0.5"), "--dup-embed must be a cosine similarity"),
+        (("train", "--data", toy_data, "--dup-threshold", "-5", "--out", tmp_path / "t"), "--dup-threshold must be"),
+    ]:
+        result = _run(*args, *(() if args[0] == "train" else ("--out", tmp_path / "rep")))
+        assert result.exit_code == 2, (args, result.output)
+        assert needle in result.output and len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert not (tmp_path / "rep").exists()  # data inspect refuses before any work
+
+
 def test_train_evaluate_classify_end_to_end(tmp_path, toy_data):
     run = tmp_path / "run"
     result = _run(

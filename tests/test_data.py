@@ -176,3 +176,17 @@ def test_voc_bad_annotation_is_reported(tmp_path):
     assert reasons["broken.xml"].startswith("bad annotation XML")
     assert "does not exist" in reasons["ghost.xml"]
     assert len(bundle.samples) == 6
+
+
+def test_duplicate_thresholds_are_range_checked(toy_data):
+    from maskwatch.data.duplicates import find_duplicates
+
+    bundle = load_data([toy_data])
+    for threshold in (-5, -1, 33, 64, 100, 2.5):
+        with pytest.raises(MaskwatchError, match=r"^--dup-threshold must be .* from 0 to 32"):
+            find_duplicates(bundle.samples, bundle.index, threshold)
+    for embed in (-0.1, 1.5, float("nan")):
+        with pytest.raises(MaskwatchError, match=r"^--dup-embed must be a cosine similarity in \(0, 1\]"):
+            find_duplicates(bundle.samples, bundle.index, 8, embed_threshold=embed)
+    for threshold in (0, 32):  # the ends of the range are accepted
+        assert find_duplicates(bundle.samples, bundle.index, threshold).group_of

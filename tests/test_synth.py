@@ -211,3 +211,19 @@ def test_donor_masks_are_moved_onto_faces_and_recorded(tmp_path, faces):
         synthesize([faces], tmp_path / "x", donors=[bare])
     with pytest.raises(MaskwatchError, match="--donor-share"):
         synthesize([faces], tmp_path / "y", donors=[donors], donor_share=0)
+
+
+def test_a_synth_set_does_not_report_its_own_files_as_problems(tmp_path, faces):
+    out = tmp_path / "synth"
+    synthesize([faces], out, per_face=1, seed=1)
+    written = {p.name for p in out.iterdir() if p.is_file()}
+    assert {"manifest.csv", "SYNTHETIC", "report.json"} <= written
+    (out / "stray.jpg").write_bytes((faces / "without_mask" / "a.jpg").read_bytes())  # a real stray image still is
+    bundle = load_data([str(out)])
+    assert [(p.path.name, p.reason) for p in bundle.problems] == [("stray.jpg", "not inside a class folder")]
+    # outside a synthetic set, report.json is a stray file like any other
+    plain = tmp_path / "plain"
+    (plain / "without_mask").mkdir(parents=True)
+    (plain / "without_mask" / "a.jpg").write_bytes((faces / "without_mask" / "a.jpg").read_bytes())
+    (plain / "report.json").write_text("{}")
+    assert [p.path.name for p in load_data([str(plain)]).problems] == ["report.json"]

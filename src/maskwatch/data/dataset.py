@@ -53,14 +53,22 @@ class DataBundle:
         return {label: c[label] for label in self.labels}
 
 
+# files a class-folder set may hold beside its class folders without being reported (compared in lower case)
+SET_NOTES = ("source.md", "readme.md", "license", "license.txt", "manifest.csv")
+
+
 def _scan_class_folders(root: Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
+    from maskwatch.data.synth import SET_FILES
+
     files: list[tuple[Path, str]] = []
     problems: list[Problem] = []
+    # a set made by `data synth` also holds its marker and report.json: its own files are no problem
+    known = set(SET_NOTES) | ({name.lower() for name in SET_FILES} if _is_synthetic(root) else set())
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
         if entry.is_file():
-            if entry.name.lower() not in ("source.md", "readme.md", "license", "license.txt", "manifest.csv"):
+            if entry.name.lower() not in known:
                 problems.append(Problem(entry, "not inside a class folder"))
             continue
         label = canonical_label(entry.name)

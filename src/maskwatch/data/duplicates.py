@@ -17,8 +17,13 @@ from scipy.sparse.csgraph import connected_components
 
 from maskwatch.data.dataset import Sample
 from maskwatch.data.index import FileInfo
+from maskwatch.errors import MaskwatchError
 
 DEFAULT_THRESHOLD = 8
+# Two unrelated images' 64-bit phashes differ in about 32 bits on average (each bit a coin flip), so from 32 bits on
+# about half of all unrelated pairs would count as near-copies and every set collapses into one group: a threshold
+# there is never meaningful. Re-cropped or recoloured copies sit 10-26 bits apart, so 0..32 covers every real use.
+MAX_THRESHOLD = 32
 
 
 @dataclass
@@ -57,6 +62,18 @@ def similar_pairs(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nda
     return pairs_where(len(emb), lambda rows: emb[rows] @ emb.T >= threshold)
 
 
+def check_thresholds(threshold: int, embed_threshold: float = 0.0) -> None:
+    """Refuse a near-duplicate threshold out of range, naming the option as typed (``train``, ``data inspect``,
+    ``compare``): ``threshold`` bits in 0..MAX_THRESHOLD, ``embed_threshold`` 0 (off) or a cosine in (0, 1]."""
+    if isinstance(threshold, bool) or int(threshold) != threshold or not 0 <= threshold <= MAX_THRESHOLD:
+        raise MaskwatchError(
+            f"--dup-threshold must be a whole number of phash bits from 0 to {MAX_THRESHOLD} (got {threshold}); "
+            f"unrelated images already differ in about 32 of the 64 bits"
+        )
+    if not 0 <= embed_threshold <= 1:
+        raise MaskwatchError(f"--dup-embed must be a cosine similarity in (0, 1], or 0 for off (got {embed_threshold})")
+
+
 def find_duplicates(
     samples: list[Sample],
     index: dict[Path, FileInfo],
@@ -66,6 +83,7 @@ def find_duplicates(
 ) -> DuplicateReport:
     """Group source images: equal bytes, phash distance <= ``threshold`` bits, and (when
     ``embed_threshold`` > 0) embedding cosine similarity >= ``embed_threshold``."""
+    check_thresholds(threshold, embed_threshold)
     sources = sorted({s.source for s in samples if index.get(s.source) and index[s.source].ok})
     pos = {p: i for i, p in enumerate(sources)}
     n = len(sources)
@@ -79,7 +97,7 @@ def find_duplicates(
     for ids in by_md5.values():
         rows.append(np.array(ids[:-1], dtype=int))
         cols.append(np.array(ids[1:], dtype=int))
-    if threshold >= 0 and n:
+    if n:
         r, c = near_pairs(_hash_ints([index[p].phash or "0" for p in sources]), threshold)
         rows.append(r)
         cols.append(c)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from maskwatch.data.dataset import load_data
-from maskwatch.data.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from maskwatch.data.duplicates import DEFAULT_THRESHOLD, check_thresholds, find_duplicates
 from maskwatch.evaluate.plots import image_grid, plot_class_balance
 from maskwatch.io import write_json
 
@@ -32,7 +32,9 @@ def inspect_data(
     embed_threshold: float = 0.0,
 ) -> dict:
     """Count classes, measure sizes, list unreadable files and duplicate groups; write
-    ``report.json``, ``class_balance.png``, ``samples.png`` and ``duplicates.png`` into ``out_dir``."""
+    ``report.json``, ``class_balance.png``, ``samples.png`` and (when there are near-duplicate groups)
+    ``duplicates.png`` into ``out_dir``; the report's ``pictures`` names the pictures written."""
+    check_thresholds(threshold, embed_threshold)  # before the (long) loading and hashing
     bundle = load_data(roots, margin=margin, min_box=min_box)
     dup = find_duplicates(bundle.samples, bundle.index, threshold, embed_threshold=embed_threshold)
     label_of: dict[Path, str] = {}
@@ -81,7 +83,6 @@ def inspect_data(
         "cross_class_duplicates": dup.cross_class,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "report.json", report)
     by_set = {Path(root).name: counts for root, counts in report["counts_by_dataset"].items()}
     if len(by_set) > 1:
         by_set["all"] = report["counts"]
@@ -98,5 +99,12 @@ def inspect_data(
     for k, group in enumerate(groups):
         for p in group[:4]:
             dup_items.append((p, f"group {k + 1} ({len(group)})\n{p.name[:22]}", label_of.get(p, "")))
-    image_grid(dup_items, out_dir / "duplicates.png", cols=8, title="largest near-duplicate groups")
+    pictures = ["class_balance.png", "samples.png"]
+    if dup_items:
+        image_grid(dup_items, out_dir / "duplicates.png", cols=8, title="largest near-duplicate groups")
+        pictures.append("duplicates.png")
+    else:  # nothing to show: no picture, and none left from an earlier inspect into this folder either
+        (out_dir / "duplicates.png").unlink(missing_ok=True)
+    report["pictures"] = pictures
+    write_json(out_dir / "report.json", report)
     return report

@@ -33,6 +33,8 @@ from maskwatch.progress import track
 
 MANIFEST = "manifest.csv"
 MARKER = "SYNTHETIC"
+REPORT = "report.json"
+SET_FILES = (MANIFEST, MARKER, REPORT)  # what synthesize writes at the top of its set, beside the class folders
 MANIFEST_COLUMNS = (
     "file", "label", "source", "source_id", "kind", "style", "placement", "color", "pattern", "donor", "seed",
 )  # fmt: skip
@@ -219,7 +221,7 @@ def synthesize(
         writer.writerows(sorted(rows, key=lambda r: str(r["file"])))
     write_text(out / MARKER, "made by maskwatch data synth; see manifest.csv\n")
     write_json(
-        out / "report.json",
+        out / REPORT,
         {
             "faces": report.faces,
             "written": report.written,
