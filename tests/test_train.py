@@ -99,12 +99,67 @@ def test_frozen_backbone_learns_from_cached_features(tmp_path, toy3, monkeypatch
     assert again.status == "finished"
 
 
-def test_split_from_reuses_a_saved_split(tmp_path, toy3):
+def test_split_from_reuses_a_saved_split(tmp_path, toy3, capsys):
     base = dict(data=[str(toy3)], model="cnn", image_size=48, epochs=1, patience=0, workers=0)
-    train(TrainConfig(**base, out=str(tmp_path / "one"), seed=3))
+    train(TrainConfig(**base, out=str(tmp_path / "one"), seed=3, split="random", ratios=[0.6, 0.2, 0.2]))
+    capsys.readouterr()
+    # --split/--ratios (here the defaults) do not apply to a reused split: config.json records the split used
     train(TrainConfig(**base, out=str(tmp_path / "two"), seed=4, split_from=str(tmp_path / "one")))
     for name in ("train.csv", "val.csv", "test.csv"):
         assert (tmp_path / "one" / "split" / name).read_text() == (tmp_path / "two" / "split" / name).read_text()
+    config = read_json(tmp_path / "two" / "config.json")
+    assert config["split"] == "random" and config["ratios"] == pytest.approx([0.6, 0.2, 0.2])
+    assert config["seed"] == 4 and config["split_from"] == str(tmp_path / "one")  # --seed still seeds the training
+    err = capsys.readouterr().err
+    assert "using its split (random, ratios 0.6,0.2,0.2, seed 3), not --split grouped --ratios 0.7,0.15,0.15" in err
+    # the same settings as the reused split: nothing to say
+    same = dict(split="random", ratios=[0.6, 0.2, 0.2], split_from=str(tmp_path / "one"))
+    train(TrainConfig(**base, out=str(tmp_path / "three"), **same))
+    assert "using its split" not in capsys.readouterr().err
+
+
+def test_image_size_below_a_models_floor_is_refused_before_any_work(tmp_path, toy3):
+    """Inception-v3's stride-2 convolutions need at least 75 px: a smaller --image-size is a one-line error before
+    the run folder is made, not a crash in epoch 1."""
+    with pytest.raises(MaskwatchError, match=r"^--image-size must be at least 75 for inceptionv3$"):
+        train(TrainConfig(data=[str(toy3)], out=str(tmp_path / "x"), model="inceptionv3", image_size=74))
+    assert not (tmp_path / "x").exists()
+    TrainConfig(data=["d"], out="o", model="inceptionv3", image_size=75).validate()
+    TrainConfig(data=["d"], out="o", model="inceptionv3").validate()  # its own default size
+    TrainConfig(data=["d"], out="o", model="cnn", image_size=32).validate()
+    with pytest.raises(MaskwatchError, match=r"^--image-size must be at least 32$"):
+        TrainConfig(data=["d"], out="o", model="cnn", image_size=31).validate()
+
+
+def test_a_run_that_raises_is_marked_failed_and_can_be_resumed(tmp_path, toy3):
+    """An error in the epoch loop leaves run.json "failed" (with the error), not "running"; --resume continues."""
+
+    def boom(epoch, row):
+        if epoch == 1:
+            raise RuntimeError("disk on fire")
+
+    cfg = TrainConfig(
+        data=[str(toy3)], out=str(tmp_path / "run"), model="cnn", image_size=32, epochs=2, patience=0, workers=0
+    )
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(cfg, callbacks=[boom])
+    status = read_json(tmp_path / "run" / "run.json")
+    assert status["status"] == "failed" and status["error"] == "RuntimeError: disk on fire"
+    assert resume(tmp_path / "run").status == "finished"
+    status = read_json(tmp_path / "run" / "run.json")
+    assert status["status"] == "finished" and "error" not in status
+
+
+def test_resume_needs_the_runs_data(tmp_path, toy3):
+    import shutil
+
+    cfg = TrainConfig(
+        data=[str(toy3)], out=str(tmp_path / "run"), model="cnn", image_size=32, epochs=2, patience=0, workers=0
+    )
+    assert train(cfg, callbacks=[_interrupt_after(1)]).status == "interrupted"
+    shutil.move(toy3, tmp_path / "moved")
+    with pytest.raises(MaskwatchError, match=r"^data set folder not found: .*toy3 \(the run's --data"):
+        resume(tmp_path / "run")
 
 
 def test_bad_config_is_one_clear_error(tmp_path, toy3):

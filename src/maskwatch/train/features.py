@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,14 @@ from maskwatch.models import MaskNet
 from maskwatch.progress import track
 
 FEATURES_VERSION = 2
+
+
+def quiet_worker(worker_id: int) -> None:
+    """``worker_init_fn`` of the training data loaders: a worker ignores SIGINT and SIGTERM, so a signal sent to
+    the whole process group (Ctrl-C, ``timeout``, ``kill -- -PGID``, a job scheduler) reaches only the main
+    process, which stops the run cleanly and shuts the workers down itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> str:
@@ -57,22 +66,32 @@ def compute_features(
     seed: int,
     description: str,
 ) -> torch.Tensor:
+    """The backbone's features of ``samples`` through ``transform``, its random draws seeded by ``seed``.
+
+    The global random generators are seeded for the computation and then restored, so that what the run draws
+    afterwards (the head's dropout, the next epochs) does not depend on whether the features came from the cache."""
     model.backbone.eval()
-    random.seed(seed)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        ImageDataset(samples, labels, transform),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        generator=gen,
-    )
-    out = []
-    for images, _ in track(loader, description, total=len(loader)):
-        images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model.backbone(images).float().cpu())
+    python_state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):  # CPU generator (the backbone in eval mode draws nothing on a GPU)
+            random.seed(seed)
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            loader = torch.utils.data.DataLoader(
+                ImageDataset(samples, labels, transform),
+                batch_size=batch_size,
+                shuffle=False,
+                num_workers=workers,
+                generator=gen,
+                worker_init_fn=quiet_worker,
+            )
+            out = []
+            for images, _ in track(loader, description, total=len(loader)):
+                images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    out.append(model.backbone(images).float().cpu())
+    finally:
+        random.setstate(python_state)
     return torch.cat(out)
 
 

@@ -9,9 +9,13 @@ from ``last.pt``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +42,7 @@ from maskwatch.runtime.checkpoint import read_checkpoint, resolve_model_path, sa
 from maskwatch.runtime.predict import default_workers, pick_device, predict_batches
 from maskwatch.train.augment import PRESETS_VERSION, eval_transform, train_transform
 from maskwatch.train.config import TrainConfig
-from maskwatch.train.features import cached_features, compute_features, feature_key
+from maskwatch.train.features import cached_features, compute_features, feature_key, quiet_worker
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -130,6 +134,58 @@ def _sample_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequenc
     ]
 
 
+class _StickyInterrupts:
+    """While the epochs run, remember a Ctrl-C or SIGTERM that raised KeyboardInterrupt, so that ``check()`` raises
+    it again at the next batch.
+
+    Python drops an exception that a signal handler raises while the main thread is in an at-fork callback (each
+    DataLoader worker start forks; logging has such a callback) or a ``__del__``: the signal would then be lost and
+    the run would go on (after an "Exception ignored in ..." traceback, which is kept quiet here). Only handlers that
+    are Python callables (Ctrl-C's default one, the CLI's SIGTERM one) are wrapped, and only from the main thread
+    (where Python runs them)."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous: dict[int, Callable] = {}
+        self.previous_hook: Callable | None = None
+
+    def __enter__(self) -> _StickyInterrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.getsignal(sig)
+                if callable(handler):
+                    self.previous[sig] = handler
+                    signal.signal(sig, self._handle)
+            if self.previous:
+                self.previous_hook = sys.unraisablehook
+                sys.unraisablehook = self._unraisable
+        return self
+
+    def _unraisable(self, unraisable) -> None:
+        if self.pending and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return  # remembered: check() raises it again
+        (self.previous_hook or sys.__unraisablehook__)(unraisable)
+
+    def _handle(self, signum: int, frame) -> None:
+        try:
+            self.previous[signum](signum, frame)
+        except KeyboardInterrupt:
+            self.pending = True
+            raise
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+        if self.previous_hook is not None:
+            sys.unraisablehook, self.previous_hook = self.previous_hook, None
+
+
 class _Run:
     """State of one training run; ``fit()`` drives the epochs."""
 
@@ -147,6 +203,7 @@ class _Run:
         self.start_epoch = 1
         self.cache = cache_dir()
         self.calibration: dict | None = None
+        self.interrupts = _StickyInterrupts()
 
     # ---------------------------------------------------------------- set-up
     def prepare(self, resuming: bool) -> None:
@@ -159,6 +216,7 @@ class _Run:
         elif cfg.split_from:
             self.split = load_split(Path(cfg.split_from), self.bundle.samples, extend=True)
             save_split(self.split, split_dir)
+            self._adopt_split_settings()
         else:
             report = find_duplicates(
                 self.bundle.samples,
@@ -220,6 +278,24 @@ class _Run:
         else:
             self._prepare_loaders()
 
+    def _adopt_split_settings(self) -> None:
+        """--split-from: the reused split keeps its own kind and ratios; record those in the config (config.json
+        says what the run used) and say so when --split/--ratios asked for others."""
+        cfg, split = self.cfg, self.split
+        used = [float(r) for r in split.ratios]
+
+        def shares(ratios: Sequence[float]) -> np.ndarray:
+            r = np.asarray(ratios, dtype=np.float64)
+            return r / max(r.sum(), 1e-12)
+
+        if cfg.split != split.kind or len(cfg.ratios) != len(used) or not np.allclose(shares(cfg.ratios), shares(used)):
+            given = ",".join(f"{r:g}" for r in cfg.ratios)
+            info(
+                f"--split-from {cfg.split_from}: using its split ({split.kind}, ratios "
+                f"{','.join(f'{r:.4g}' for r in used)}, seed {split.seed}), not --split {cfg.split} --ratios {given}"
+            )
+        cfg.split, cfg.ratios = split.kind, used
+
     def _load_init(self, init: Path) -> None:
         """Start from a trained maskwatch model, head included: same architecture, same labels in the same order."""
         try:
@@ -237,6 +313,10 @@ class _Run:
         self.model.pretrained = f"init: {path}"
 
     def _prepare_loaders(self) -> None:
+        # Workers are not persistent: each epoch starts its own, seeded (like the shuffle) from the generator
+        # that _train_epoch reseeds with (seed, epoch), so epoch k draws the same whether the run started at
+        # epoch 1 or was resumed at epoch k. Persistent workers took their seeds once per session and carried
+        # their random state across epochs, so a resumed run diverged from an uninterrupted one.
         cfg = self.cfg
         pin = self.device.type == "cuda"
         self.train_gen = torch.Generator().manual_seed(cfg.seed)
@@ -248,7 +328,7 @@ class _Run:
             generator=self.train_gen,
             pin_memory=pin,
             drop_last=len(self.split.train) > cfg.batch_size,
-            persistent_workers=self.workers > 0,
+            worker_init_fn=quiet_worker,
         )
         self.val_loader = self._eval_loader(self.split.val)
 
@@ -259,6 +339,7 @@ class _Run:
             shuffle=False,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
+            worker_init_fn=quiet_worker,
         )
 
     def _prepare_features(self) -> None:
@@ -326,6 +407,7 @@ class _Run:
                 correct += ok
                 seen += len(idx)
                 progress.update(task, advance=1)
+                self.interrupts.check()
         else:
             self.model.train()
             self.train_gen.manual_seed(self.cfg.seed * 1000 + epoch)
@@ -341,6 +423,7 @@ class _Run:
                 if step % 5 == 0:
                     progress.update(task, status=f"loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.3f}")
                 progress.update(task, advance=1)
+                self.interrupts.check()
         progress.remove_task(task)  # the epoch's summary line follows
         return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
 
@@ -412,6 +495,7 @@ class _Run:
     def _write_status(self, status: str, **extra: object) -> None:
         path = self.run_dir / "run.json"
         data = read_json(path) if path.is_file() else {"started": datetime.now(UTC).isoformat(timespec="seconds")}
+        data.pop("error", None)  # a failed run that was resumed: the error is history
         data.update(
             {
                 "status": status,
@@ -448,8 +532,9 @@ class _Run:
         from rich.progress import TextColumn
 
         try:
-            with make_progress(TextColumn("{task.fields[status]}")) as progress:
+            with self.interrupts, make_progress(TextColumn("{task.fields[status]}")) as progress:
                 for epoch in range(self.start_epoch, cfg.epochs + 1):
+                    self.interrupts.check()
                     t0 = time.perf_counter()
                     lr = self.optimizer.param_groups[0]["lr"]
                     train_loss, train_acc = self._train_epoch(progress, epoch)
@@ -461,6 +546,7 @@ class _Run:
                         "lr": lr,
                         "seconds": round(time.perf_counter() - t0, 2),
                     }
+                    self.interrupts.check()
                     self.history.append(row)
                     value = row[cfg.monitor]
                     if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -505,13 +591,25 @@ class _Run:
                 f"Continue with: maskwatch train --resume {self.run_dir}"
             )
             return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
-        metrics = self.finish()
+        except Exception as exc:
+            self._fail(exc)
+            raise
+        try:
+            metrics = self.finish()
+        except Exception as exc:
+            self._fail(exc)
+            raise
         self._write_status(
             status,
             finished=datetime.now(UTC).isoformat(timespec="seconds"),
             test_accuracy=metrics["accuracy"] if metrics else None,
         )
         return TrainResult(self.run_dir, status, len(self.history), self.best_epoch, metrics)
+
+    def _fail(self, exc: BaseException) -> None:
+        """A run that raised is not left "running" in run.json: it says "failed" and why."""
+        with contextlib.suppress(Exception):  # the error being raised says more than one from writing the status
+            self._write_status("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
 
     def _calibrate(self, best: dict) -> np.ndarray:
         """Fit the temperature on validation logits, store it in best.pt; return the calibrated
@@ -583,6 +681,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainRes
         else:
             (run_dir / "config.json").unlink(missing_ok=True)
         raise
+    write_json(run_dir / "config.json", cfg.to_dict())  # as prepared (--split-from: the split it reused)
     return run.fit()
 
 
@@ -599,6 +698,9 @@ def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs:
     if status in ("finished", "stopped_early", "time_limit"):
         done = {"time_limit": "reached its time limit"}.get(status, status.replace("_", " "))
         raise MaskwatchError(f"the run in {run_dir} already {done}; nothing to resume")
+    for root in cfg.data:
+        if not Path(root).expanduser().is_dir():
+            raise MaskwatchError(f"data set folder not found: {root} (the run's --data, in {run_dir / 'config.json'})")
     if epochs is not None:
         write_json(run_dir / "config.json", cfg.to_dict())
     _seed_all(cfg.seed)
@@ -608,7 +710,11 @@ def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs:
         run.restore(run_dir / "last.pt")
         info(f"resuming {run_dir} at epoch {run.start_epoch}")
     if run.start_epoch > cfg.epochs:
-        metrics = run.finish()
+        try:
+            metrics = run.finish()
+        except Exception as exc:
+            run._fail(exc)
+            raise
         run._write_status("finished", test_accuracy=metrics["accuracy"] if metrics else None)
         return TrainResult(run_dir, "finished", len(run.history), run.best_epoch, metrics)
     return run.fit()
