@@ -315,3 +315,11 @@ def test_classify_counts_a_file_named_twice_once(tmp_path, toy_data):
     assert result.exit_code == 0, result.output
     sources = [json.loads(line)["source"] for line in out.read_text().splitlines()]
     assert len(sources) == 16 and len(set(sources)) == 16
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path):
+    result = _run("train", "--resume", tmp_path / "run", "--lr", "0.5", "--batch-size", "32")
+    assert result.exit_code == 2, result.output
+    assert "takes --epochs only, not --batch-size, --lr" in " ".join(result.output.split())
+    result = _run("train", "--data", tmp_path, "--dup-threshold", "40", "--split-from", tmp_path)
+    assert result.exit_code == 2 and "--dup-threshold must be" in result.output, result.output

@@ -102,6 +102,7 @@ DataOpt = Annotated[
 @app.command()
 @friendly
 def train(
+    ctx: typer.Context,
     data: DataOpt = None,  # type: ignore[assignment]
     model: Annotated[str, typer.Option(help="Registered model name (see `maskwatch models`).")] = "efficientnet_lite0",
     out: Annotated[Path | None, typer.Option(help="Run folder to create.")] = None,
@@ -182,6 +183,16 @@ def train(
 
     signal.signal(signal.SIGTERM, _interrupt)  # a stopped job (kill, a scheduler) ends like Ctrl-C
     if resume is not None:
+        given = [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name not in ("resume", "epochs") and getattr(ctx.get_parameter_source(p.name), "name", "") != "DEFAULT"
+        ]
+        if given:  # they would be silently ignored: the run's own config.json decides
+            raise MaskwatchError(
+                f"--resume continues a run with the settings in its config.json; it takes --epochs only, not "
+                f"{', '.join(given)}"
+            )
         result = resume_run(resume, epochs=epochs)
     else:
         if not data:

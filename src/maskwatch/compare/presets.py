@@ -20,9 +20,6 @@ STUDY_MODELS = (
     "inceptionv3",
     "efficientnet_lite0",
 )
-# smallest input a network's fixed downsampling accepts (Inception-v3's stride-2 convolutions without padding)
-MIN_SIZE = {"inceptionv3": 75}
-SMALLEST = 32  # TrainConfig's floor
 
 
 @dataclass(frozen=True)
@@ -140,6 +137,7 @@ def resolve_settings(
 ) -> dict[str, ModelSettings]:
     """Each model's settings: the preset, then explicit flags; pretrained weights are tried once."""
     from maskwatch.models import get_spec
+    from maskwatch.train.config import min_image_size
 
     if overrides.freeze not in (None, "none", "backbone"):
         raise MaskwatchError("--freeze must be backbone or none")
@@ -171,7 +169,7 @@ def resolve_settings(
             size = spec.input_size
         else:
             size = max(preset.scratch_size, SCRATCH_SIZE_FLOOR.get(name, 0))
-        floor = max(MIN_SIZE.get(name, SMALLEST), SMALLEST)
+        floor = min_image_size(name)
         if size < floor and error is None:
             error = f"{name} needs an input of at least {floor} px, got {size}"
         out[name] = ModelSettings(

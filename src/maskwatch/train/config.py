@@ -14,6 +14,15 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "step", "plateau", "none")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
+SMALLEST_IMAGE = 32  # --image-size floor for every model
+# Models whose fixed downsampling needs a larger input (Inception-v3's unpadded stride-2 convolutions fail under
+# 75 px); compare's presets ask min_image_size too.
+MIN_IMAGE_SIZE = {"inceptionv3": 75}
+
+
+def min_image_size(model: str) -> int:
+    """The smallest --image-size ``model`` accepts."""
+    return max(MIN_IMAGE_SIZE.get(model, SMALLEST_IMAGE), SMALLEST_IMAGE)
 
 
 @dataclass
@@ -73,8 +82,11 @@ class TrainConfig:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.time_limit is None or self.time_limit > 0, "--time-limit must be a positive number of seconds"),
             (self.feature_views >= 1, "--feature-views must be at least 1"),
-            (0 <= self.dup_embed <= 1, "--dup-embed must be a cosine similarity in [0, 1] (0: off)"),
-            (self.image_size is None or self.image_size >= 32, "--image-size must be at least 32"),
+            (
+                self.image_size is None or self.image_size >= min_image_size(self.model),
+                f"--image-size must be at least {min_image_size(self.model)}"
+                + (f" for {self.model}" if self.model in MIN_IMAGE_SIZE else ""),
+            ),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.lr is None or self.lr > 0, "--lr must be positive"),
@@ -87,6 +99,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise MaskwatchError(message)
+        from maskwatch.data.duplicates import check_thresholds  # scipy: loaded when a run is validated
+
+        check_thresholds(self.dup_threshold, self.dup_embed)  # refused even with --split-from, which groups nothing
 
     def learning_rate(self, pretrained: bool) -> float:
         if self.lr is not None:
