@@ -115,6 +115,16 @@ def save_split(split: Split, folder: Path) -> None:
     write_json(folder / "split.json", split.summary())
 
 
+def split_rows(folder: Path, part: str) -> list[dict[str, str]]:
+    """The rows (id, label, group, path) of one part of a split saved by ``save_split``; [] when it has no such
+    file."""
+    path = Path(folder) / f"{part}.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 def load_split(folder: Path, samples: list[Sample], *, extend: bool = False) -> Split:
     """Rebuild a saved split over freshly loaded samples (matched by id).
 
@@ -137,15 +147,16 @@ def load_split(folder: Path, samples: list[Sample], *, extend: bool = False) -> 
     missing = 0
     for name in SPLITS:
         parts[name] = []
-        with (folder / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                sample = by_id.get(row["id"])
-                if sample is None:
-                    missing += 1
-                    continue
-                parts[name].append(sample)
-                if row.get("group", "") != "":
-                    groups[sample.id] = int(row["group"])
+        if not (folder / f"{name}.csv").is_file():
+            raise MaskwatchError(f"no saved split in {folder} (expected split.json and train/val/test.csv)")
+        for row in split_rows(folder, name):
+            sample = by_id.get(row["id"])
+            if sample is None:
+                missing += 1
+                continue
+            parts[name].append(sample)
+            if row.get("group", "") != "":
+                groups[sample.id] = int(row["group"])
     if missing:
         from maskwatch.progress import info
 

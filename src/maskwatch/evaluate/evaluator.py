@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from PIL import Image
 from rich.markup import escape
 
 from maskwatch.data.dataset import Sample, load_data
-from maskwatch.data.split import SPLITS, load_split
+from maskwatch.data.split import SPLITS, load_split, split_rows
 from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.report import write_problems, write_report
 from maskwatch.progress import info
@@ -24,18 +23,10 @@ def saved_split_of(model: str | Path) -> Path | None:
     return folder if (folder / "split.json").is_file() else None
 
 
-def _split_ids(folder: Path, part: str) -> set[str]:
-    path = folder / f"{part}.csv"
-    if not path.is_file():
-        return set()
-    with path.open(newline="", encoding="utf-8") as fh:
-        return {row["id"] for row in csv.DictReader(fh)}
-
-
 def _seen_in_training(folder: Path, samples: list[Sample]) -> dict[str, int]:
     """How many of ``samples`` the saved split ``folder`` put in its train and val parts."""
     ids = {s.id for s in samples}
-    return {part: len(ids & _split_ids(folder, part)) for part in ("train", "val")}
+    return {part: len(ids & {row["id"] for row in split_rows(folder, part)}) for part in ("train", "val")}
 
 
 def evaluate_model(

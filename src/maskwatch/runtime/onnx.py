@@ -165,15 +165,10 @@ class OnnxClassifier:
 
 def _test_images(run_dir: Path, n: int) -> list[Image.Image]:
     """Up to ``n`` whole-image samples of a run's test split (class-folder images), spread over the list."""
-    import csv
-
     from maskwatch.data.images import BadImageError, open_rgb
+    from maskwatch.data.split import split_rows
 
-    split = run_dir / "split" / "test.csv"
-    if not split.is_file():
-        return []
-    with split.open(newline="", encoding="utf-8") as f:
-        paths = [Path(r["path"]) for r in csv.DictReader(f) if r.get("id") == r.get("path")]
+    paths = [Path(r["path"]) for r in split_rows(run_dir / "split", "test") if r.get("id") == r.get("path")]
     images: list[Image.Image] = []
     for path in paths[:: max(1, len(paths) // n)]:
         try:
