@@ -506,8 +506,10 @@ def detect(
     from maskwatch.detect.run import DetectOptions, detect_sources
 
     _at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
-    if video_det_size is not None and video_det_size != 0 and video_det_size < 32:
-        raise MaskwatchError(f"--video-det-size must be 0 (native) or at least 32 pixels (got {video_det_size})")
+    if video_det_size is not None:
+        from maskwatch.detect.detector import check_det_size
+
+        check_det_size(video_det_size, "--video-det-size")
     to_stdout = _stdout_jsonl(jsonl)
     if to_stdout:
         jsonl = None

@@ -133,9 +133,10 @@ def decode_centerface(
     return Faces(boxes.astype(np.float32), heat[ys, xs].astype(np.float32), points.astype(np.float32))
 
 
-def _check_size(size: int) -> None:
+def check_det_size(size: int, option: str = "--det-size") -> None:
+    """The detector's input size rule (0: native size, else at least 32 px), its error naming ``option``."""
     if size != 0 and size < 32:
-        raise MaskwatchError(f"--det-size must be 0 (native) or at least 32 pixels (got {size})")
+        raise MaskwatchError(f"{option} must be 0 (native) or at least 32 pixels (got {size})")
 
 
 def centerface_path() -> Path:
@@ -175,7 +176,7 @@ class CenterFace:
         model_path: str | Path | None = None,
         threads: int | None = None,
     ) -> None:
-        _check_size(size)
+        check_det_size(size)
         if not 0 < threshold < 1:
             raise MaskwatchError(f"--det-threshold must be between 0 and 1 (got {threshold})")
         if tiles < 0 or tiles > 8:
@@ -195,7 +196,7 @@ class CenterFace:
         """The same detector at another input size, sharing the loaded model."""
         _ = self.session  # load once here, so the copy shares it
         other = copy.copy(self)
-        _check_size(size)
+        check_det_size(size)
         other.size = size
         return other
 
