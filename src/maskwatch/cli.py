@@ -510,22 +510,12 @@ def detect(
         from maskwatch.detect.detector import check_det_size
 
         check_det_size(video_det_size, "--video-det-size")
-    to_stdout = _stdout_jsonl(jsonl)
-    if to_stdout:
-        jsonl = None
     check_output_path("--save-dir", save_dir if save else None)
-    check_output_path("--jsonl", jsonl, folder=False)
+    check_output_path("--jsonl", None if _stdout_jsonl(jsonl) else jsonl, folder=False)
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin, box_fit)
     from maskwatch.data.images import is_image_name
 
     one_photo = len(sources) == 1 and Path(sources[0]).is_file() and is_image_name(Path(sources[0]))
-
-    def on_result(result: Any) -> None:
-        if to_stdout:
-            sys.stdout.write(json.dumps(result.to_json(landmarks)) + "\n")
-            sys.stdout.flush()
-        if one_photo:
-            _print_faces(result)
 
     report = detect_sources(
         sources,
@@ -541,7 +531,7 @@ def detect(
             video_det_size=video_det_size,
             classify_every=classify_every,
         ),
-        on_result=on_result if (one_photo or to_stdout) else None,
+        on_result=_print_faces if one_photo else None,
     )
     for s in report.sources:
         if s.frames == 0:  # nothing was read from it: its error line says why
@@ -556,8 +546,8 @@ def detect(
             console.print(f"  annotated: {s.output}")
     if save and any(s.kind == "image" for s in report.sources):
         console.print(f"annotated images: {save_dir}")
-    if jsonl or to_stdout:
-        console.print(f"JSON lines: {jsonl or 'stdout'}")
+    if jsonl:
+        console.print(f"JSON lines: {'stdout' if _stdout_jsonl(jsonl) else jsonl}")
     if report.failed:
         console.print(f"[red]{len(report.errors)} input(s) failed[/]")
         raise typer.Exit(1)

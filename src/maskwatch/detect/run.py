@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -39,7 +40,7 @@ JPEG_MAX_SIDE = 65_500  # libjpeg refuses wider or taller images: their annotate
 @dataclass
 class DetectOptions:
     save_dir: Path | None = None
-    jsonl: Path | None = None
+    jsonl: Path | None = None  # "-": stdout
     show: bool = False
     max_frames: int | None = None
     every: int = 1
@@ -172,7 +173,10 @@ def detect_sources(
     annotator = Annotator(pipeline.labels) if (opts.save_dir or opts.show) else None
     display = _Display() if opts.show else None
     jsonl: IO[str] | None = None
-    if opts.jsonl:
+    to_stdout = opts.jsonl is not None and str(opts.jsonl) == "-"  # messages and progress bars go to stderr
+    if opts.jsonl and to_stdout:
+        jsonl = sys.stdout
+    elif opts.jsonl:
         opts.jsonl.parent.mkdir(parents=True, exist_ok=True)
         jsonl = opts.jsonl.open("w", encoding="utf-8")
     image_labels: list[str] = []
@@ -216,7 +220,7 @@ def detect_sources(
             summary = _run_stream(inp, pipeline, opts, report, emit, outputs, annotator, display)
             report.sources.append(summary)
     finally:
-        if jsonl:
+        if jsonl and not to_stdout:
             jsonl.close()
         if display:
             display.close()
