@@ -1,11 +1,14 @@
 """Ctrl-C on a real `maskwatch train` process: it stops cleanly and `--resume` finishes the run."""
 
+import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from maskwatch.data.toy import make_toy_dataset
 
@@ -90,23 +93,117 @@ def test_sigterm_to_the_process_group_stops_cleanly_with_workers(tmp_path):
     assert (run / "last.pt").is_file()
 
 
-def test_an_interrupt_that_python_drops_still_stops_the_run(tmp_path, toy_data):
-    """A signal whose KeyboardInterrupt is raised where Python drops it (an at-fork callback as a DataLoader worker
-    starts, a __del__) still stops the run: the trainer remembers it and raises it at the next batch."""
-    from maskwatch.train import TrainConfig, train
+def _toy_config(tmp_path, toy_data, **kw):
+    from maskwatch.train import TrainConfig
 
-    class Dropped:
-        def __del__(self):
-            signal.raise_signal(signal.SIGINT)  # the KeyboardInterrupt is "ignored" in __del__
+    return TrainConfig(
+        data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=32, epochs=3, patience=0, **kw
+    )
+
+
+def test_a_signal_is_noted_and_the_run_stops_at_the_next_batch(tmp_path, toy_data):
+    """The first Ctrl-C does not raise where it lands (the callback goes on): the run stops at its next check,
+    after epoch 1."""
+    from maskwatch.train import train
+
+    went_on = []
 
     def callback(epoch, row):
         if epoch == 1:
-            Dropped()
+            signal.raise_signal(signal.SIGINT)
+            went_on.append(epoch)
 
-    cfg = TrainConfig(
-        data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=32, epochs=3, patience=0, workers=0
-    )
-    result = train(cfg, callbacks=[callback])
+    result = train(_toy_config(tmp_path, toy_data, workers=0), callbacks=[callback])
+    assert went_on == [1]
     assert result.status == "interrupted" and result.epochs_run == 1
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer's handler is gone
+
+
+def test_a_second_signal_stops_the_run_at_once(tmp_path, toy_data):
+    from maskwatch.train import train
+
+    went_on = []
+
+    def callback(epoch, row):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # KeyboardInterrupt here
+        went_on.append(epoch)
+
+    result = train(_toy_config(tmp_path, toy_data, workers=0), callbacks=[callback])
+    assert went_on == [] and result.status == "interrupted" and result.epochs_run == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_workers_leave_the_process_group_and_survive_a_signal_as_they_start(monkeypatch):
+    """A worker forked at an epoch's start and signalled (by a signal to the whole group) before its init function
+    has run must not die of it. The start is slowed down here so the signal lands in that gap every time: blocked
+    since the fork, it is dropped, and the worker delivers its items from a process group of its own."""
+    import torch
+
+    from maskwatch.data import loader as loader_module
+
+    leave = loader_module._leave_process_group
+
+    def slow_start(worker_id):
+        time.sleep(1.0)
+        leave(worker_id)
+
+    class Groups(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return os.getpgid(0)
+
+    monkeypatch.setattr(loader_module, "_leave_process_group", slow_start)
+    loader = loader_module.QuietLoader(Groups(), batch_size=1, num_workers=2)
+    before = {p.pid for p in multiprocessing.active_children()}
+    batches = iter(loader)
+    workers = [p.pid for p in multiprocessing.active_children() if p.pid not in before]
+    assert len(workers) == 2
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+    groups = torch.cat(list(batches)).tolist()
+    assert len(groups) == 4 and os.getpgid(0) not in groups and set(groups) == set(workers)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # the main thread's mask is restored
+
+
+def test_a_worker_left_behind_by_an_interrupt_does_not_hang_the_exit():
+    """Ctrl-C between a worker's fork and torch's record of it leaves a worker that only the end of the process
+    stops (`multiprocessing` ends it with SIGTERM): a worker that ignored SIGTERM hung the process there for good."""
+    code = """
+import multiprocessing.process, torch
+from maskwatch.data.loader import QuietLoader
+start = multiprocessing.process.BaseProcess.start
+def start_then_interrupt(self):
+    start(self)
+    raise KeyboardInterrupt
+multiprocessing.process.BaseProcess.start = start_then_interrupt
+try:
+    iter(QuietLoader(torch.utils.data.TensorDataset(torch.arange(8)), batch_size=2, num_workers=2))
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        out = "the process hung at exit"
+    finally:
+        for pid in {proc.pid, *_children(proc.pid)}:  # the worker has its own group: end it by pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0 and out.strip() == "interrupted", out
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found

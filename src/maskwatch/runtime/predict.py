@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from maskwatch.data.dataset import ImageDataset, Sample
+from maskwatch.data.loader import QuietLoader
 from maskwatch.errors import MaskwatchError
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
@@ -49,8 +50,10 @@ def predict_batches(
     device: torch.device,
     description: str = "predicting",
     logits: bool = False,
+    check: Callable[[], None] | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities (or raw logits) for every batch of (images, targets) a loader yields, in order."""
+    """Softmax probabilities (or raw logits) for every batch of (images, targets) a loader yields, in order;
+    ``check()``, if given, is called after each batch (the trainer's way to stop at an interrupt)."""
     model.eval()
     out = []
     for images, _ in track(loader, description, total=len(loader)):
@@ -58,6 +61,8 @@ def predict_batches(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             scores = model(images).float()
         out.append((scores if logits else scores.softmax(dim=1)).cpu())
+        if check is not None:
+            check()
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
@@ -82,7 +87,7 @@ def predict_samples(
         def tf(image: Image.Image) -> torch.Tensor:
             return resize(prepare(image))
 
-    loader = torch.utils.data.DataLoader(
+    loader = QuietLoader(
         ImageDataset(samples, labels, tf),
         batch_size=batch_size,
         shuffle=False,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,19 +18,12 @@ import torch
 
 from maskwatch.data.dataset import ImageDataset, Sample
 from maskwatch.data.index import file_stamp
+from maskwatch.data.loader import QuietLoader
 from maskwatch.io import save_torch
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
 
 FEATURES_VERSION = 2
-
-
-def quiet_worker(worker_id: int) -> None:
-    """``worker_init_fn`` of the training data loaders: a worker ignores SIGINT and SIGTERM, so a signal sent to
-    the whole process group (Ctrl-C, ``timeout``, ``kill -- -PGID``, a job scheduler) reaches only the main
-    process, which stops the run cleanly and shuts the workers down itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def feature_key(model: MaskNet, samples: Sequence[Sample], **params: object) -> str:
@@ -77,13 +69,12 @@ def compute_features(
             random.seed(seed)
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
-            loader = torch.utils.data.DataLoader(
+            loader = QuietLoader(
                 ImageDataset(samples, labels, transform),
                 batch_size=batch_size,
                 shuffle=False,
                 num_workers=workers,
                 generator=gen,
-                worker_init_fn=quiet_worker,
             )
             out = []
             for images, _ in track(loader, description, total=len(loader)):

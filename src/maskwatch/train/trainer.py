@@ -14,7 +14,6 @@ import csv
 import random
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from torch import nn
 
 from maskwatch.data.dataset import DataBundle, ImageDataset, Sample, load_data
 from maskwatch.data.duplicates import find_duplicates, sample_groups
+from maskwatch.data.loader import QuietLoader
 from maskwatch.data.split import load_split, make_split, save_split
 from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.calibration import temperature_scaling
@@ -42,7 +42,7 @@ from maskwatch.runtime.checkpoint import read_checkpoint, resolve_model_path, sa
 from maskwatch.runtime.predict import default_workers, pick_device, predict_batches
 from maskwatch.train.augment import PRESETS_VERSION, eval_transform, train_transform
 from maskwatch.train.config import TrainConfig
-from maskwatch.train.features import cached_features, compute_features, feature_key, quiet_worker
+from maskwatch.train.features import cached_features, compute_features, feature_key
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -134,44 +134,35 @@ def _sample_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequenc
     ]
 
 
-class _StickyInterrupts:
-    """While the epochs run, remember a Ctrl-C or SIGTERM that raised KeyboardInterrupt, so that ``check()`` raises
-    it again at the next batch.
+class _Interrupts:
+    """While the epochs run, Ctrl-C or SIGTERM asks the run to stop: the signal is noted, and ``check()`` (after each
+    batch, validation ones included, and between an epoch's steps) stops the run there by raising KeyboardInterrupt.
+    A second signal stops it at once.
 
-    Python drops an exception that a signal handler raises while the main thread is in an at-fork callback (each
-    DataLoader worker start forks; logging has such a callback) or a ``__del__``: the signal would then be lost and
-    the run would go on (after an "Exception ignored in ..." traceback, which is kept quiet here). Only handlers that
-    are Python callables (Ctrl-C's default one, the CLI's SIGTERM one) are wrapped, and only from the main thread
-    (where Python runs them)."""
+    Python's own way, KeyboardInterrupt raised wherever the signal lands, went wrong when runs were signalled at
+    random moments: raised while a DataLoader worker started, it left a worker that nothing stopped and the process
+    hung at exit; raised in matplotlib's C code drawing the curves, it came out as "ValueError: Invalid bounding box"
+    and the run "failed"; raised in an at-fork callback or a ``__del__``, Python dropped it and the run went on.
+    Only handlers that are Python callables (Ctrl-C's default one, the CLI's SIGTERM one) are replaced, and only from
+    the main thread (where Python runs them)."""
 
     def __init__(self) -> None:
         self.pending = False
         self.previous: dict[int, Callable] = {}
-        self.previous_hook: Callable | None = None
 
-    def __enter__(self) -> _StickyInterrupts:
+    def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handler = signal.getsignal(sig)
                 if callable(handler):
                     self.previous[sig] = handler
                     signal.signal(sig, self._handle)
-            if self.previous:
-                self.previous_hook = sys.unraisablehook
-                sys.unraisablehook = self._unraisable
         return self
 
-    def _unraisable(self, unraisable) -> None:
-        if self.pending and isinstance(unraisable.exc_value, KeyboardInterrupt):
-            return  # remembered: check() raises it again
-        (self.previous_hook or sys.__unraisablehook__)(unraisable)
-
     def _handle(self, signum: int, frame) -> None:
-        try:
-            self.previous[signum](signum, frame)
-        except KeyboardInterrupt:
-            self.pending = True
-            raise
+        if self.pending:
+            self.previous[signum](signum, frame)  # the second signal: the usual handler, at once
+        self.pending = True
 
     def check(self) -> None:
         if self.pending:
@@ -182,8 +173,6 @@ class _StickyInterrupts:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous.clear()
-        if self.previous_hook is not None:
-            sys.unraisablehook, self.previous_hook = self.previous_hook, None
 
 
 class _Run:
@@ -203,7 +192,7 @@ class _Run:
         self.start_epoch = 1
         self.cache = cache_dir()
         self.calibration: dict | None = None
-        self.interrupts = _StickyInterrupts()
+        self.interrupts = _Interrupts()
 
     # ---------------------------------------------------------------- set-up
     def prepare(self, resuming: bool) -> None:
@@ -320,7 +309,7 @@ class _Run:
         cfg = self.cfg
         pin = self.device.type == "cuda"
         self.train_gen = torch.Generator().manual_seed(cfg.seed)
-        self.train_loader = torch.utils.data.DataLoader(
+        self.train_loader = QuietLoader(
             ImageDataset(self.split.train, self.labels, self.train_tf, self.sample_weights),
             batch_size=cfg.batch_size,
             shuffle=True,
@@ -328,18 +317,16 @@ class _Run:
             generator=self.train_gen,
             pin_memory=pin,
             drop_last=len(self.split.train) > cfg.batch_size,
-            worker_init_fn=quiet_worker,
         )
         self.val_loader = self._eval_loader(self.split.val)
 
-    def _eval_loader(self, samples: Sequence[Sample]) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(
+    def _eval_loader(self, samples: Sequence[Sample]) -> QuietLoader:
+        return QuietLoader(
             ImageDataset(samples, self.labels, self.eval_tf),
             batch_size=max(self.cfg.batch_size, 64),
             shuffle=False,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
-            worker_init_fn=quiet_worker,
         )
 
     def _prepare_features(self) -> None:
@@ -434,7 +421,8 @@ class _Run:
             self.model.head.eval()
             return self.model.logits_from_features(self.features[name][0].to(self.device)).float().cpu()
         loader = self.val_loader if name == "val" else self._eval_loader(self.split.parts()[name])
-        return torch.from_numpy(predict_batches(self.model, loader, self.device, f"predicting {name}", logits=True))
+        scores = predict_batches(self.model, loader, self.device, f"predicting {name}", True, self.interrupts.check)
+        return torch.from_numpy(scores)
 
     def _probs(self, name: str) -> np.ndarray:
         return self._logits(name).softmax(1).numpy()
