@@ -207,3 +207,17 @@ def _children(pid: int) -> list[int]:
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(stat.parent.name))
     return found
+
+
+def test_train_command_puts_the_sigterm_handler_back(tmp_path, toy_data):
+    """`maskwatch train` makes SIGTERM end the run like Ctrl-C only while it runs (it once left its handler behind
+    in the calling process: pytest, a notebook)."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    before = signal.getsignal(signal.SIGTERM)
+    args = ["--model", "cnn", "--image-size", "32", "--epochs", "1", "--workers", "0"]
+    result = CliRunner().invoke(app, ["train", "--data", str(toy_data), "--out", str(tmp_path / "run"), *args])
+    assert result.exit_code == 0, result.output
+    assert signal.getsignal(signal.SIGTERM) is before

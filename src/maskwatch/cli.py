@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from maskwatch.detect.defaults import (
     DEFAULT_MARGIN,
 )
 from maskwatch.errors import MaskwatchError
+from maskwatch.interrupts import sigterm_as_ctrl_c
 from maskwatch.paths import check_output_path
 from maskwatch.progress import console
 from maskwatch.serve.command import register as register_serve
@@ -88,10 +88,6 @@ def _root(
     ] = False,
 ) -> None:
     pass
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 DataOpt = Annotated[
@@ -181,7 +177,6 @@ def train(
     from maskwatch.train import resume as resume_run
     from maskwatch.train import train as train_run
 
-    signal.signal(signal.SIGTERM, _interrupt)  # a stopped job (kill, a scheduler) ends like Ctrl-C
     if resume is not None:
         given = [
             p.opts[0]
@@ -193,7 +188,8 @@ def train(
                 f"--resume continues a run with the settings in its config.json; it takes --epochs only, not "
                 f"{', '.join(given)}"
             )
-        result = resume_run(resume, epochs=epochs)
+        with sigterm_as_ctrl_c():
+            result = resume_run(resume, epochs=epochs)
     else:
         if not data:
             raise MaskwatchError("give at least one --data DIR (or --resume RUN_DIR)")
@@ -236,7 +232,8 @@ def train(
             workers=workers,
             calibrate=calibrate,
         )
-        result = train_run(cfg)
+        with sigterm_as_ctrl_c():
+            result = train_run(cfg)
     if result.status == "interrupted":
         raise typer.Exit(130)
     if result.metrics:

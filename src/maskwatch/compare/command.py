@@ -5,7 +5,6 @@ Light at import time (no torch): ``cli.py`` registers it with ``register(app, fr
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,10 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from maskwatch.compare.presets import STUDY_MODELS
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+from maskwatch.interrupts import sigterm_as_ctrl_c
 
 
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
@@ -108,11 +104,8 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         )
         plan = plan_comparison(request)
         console.print(settings_table(plan))
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # a stopped job ends like Ctrl-C
-        try:
+        with sigterm_as_ctrl_c():
             result = run_comparison(plan)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         console.print(results_table(result.rows, result.out))
         for row in result.rows:
             if row["status"] != "ok":
