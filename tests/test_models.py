@@ -1,5 +1,3 @@
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -72,11 +70,16 @@ def test_efficientnet_lite0_imagenet_weights_load_offline_and_see_a_cat():
     assert torch.equal(model.backbone.conv_stem.weight, net.conv_stem.weight)
 
 
-def test_hub_weights_offline_fail_in_one_line(monkeypatch):
+def test_hub_weights_offline_fail_in_one_line(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub
+
     import maskwatch.models.weights as w
 
     monkeypatch.setattr(w, "hub_reachable", lambda *a, **k: False)
-    monkeypatch.setenv("HF_HOME", os.environ["MASKWATCH_CACHE"])  # an empty hub cache
+    # an empty hub cache: huggingface_hub reads HF_HOME once, when timm first imports it, so the constant is set
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # load_pretrained sets both: monkeypatch puts them back afterwards
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     with pytest.raises(MaskwatchError) as err:
         create_model("mobilenetv2", 2, pretrained=True)
     assert "--no-pretrained" in str(err.value) and "\n" not in str(err.value)

@@ -90,7 +90,8 @@ def test_frozen_backbone_learns_from_cached_features(tmp_path, toy3, monkeypatch
         seed=1,
     )
     result = train(cfg)
-    assert result.metrics["accuracy"] >= 0.8  # the drawn classes are easy for ImageNet features
+    # the drawn classes are easy for ImageNet features: 11 of 12 here (seed 1); seeds 2-5 gave 9-11, chance is 4
+    assert result.metrics["accuracy"] >= 8 / 12
     run = read_json(tmp_path / "a" / "run.json")
     assert run["frozen_backbone"] and run["pretrained"].startswith("package")
     # a second run with other head settings reuses the cached features: no backbone pass at all
