@@ -221,3 +221,38 @@ def test_train_command_puts_the_sigterm_handler_back(tmp_path, toy_data):
     result = CliRunner().invoke(app, ["train", "--data", str(toy_data), "--out", str(tmp_path / "run"), *args])
     assert result.exit_code == 0, result.output
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_ctrl_c_in_the_final_evaluation_is_an_interrupted_run_that_resume_finishes(tmp_path, toy_data, monkeypatch):
+    """Ctrl-C while the test split is scored left run.json "running" and the run unfinishable without more
+    epochs; now it is "interrupted" in the evaluation, and --resume runs only the evaluation, keeping how the
+    epochs ended (here the time limit, after epoch 1 of 3)."""
+    import maskwatch.train.trainer as trainer
+    from maskwatch.train import resume, train
+
+    write_report = trainer.write_report
+
+    def signal_then_write(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # during the report of validation: the test split is scored next
+        return write_report(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "write_report", signal_then_write)
+    result = train(_toy_config(tmp_path, toy_data, workers=0, time_limit=1e-6))
+    assert result.status == "interrupted" and result.epochs_run == 1 and result.metrics is None
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (status["status"], status["interrupted_in"], status["epochs_ended"]) == (
+        "interrupted",
+        "evaluation",
+        "time_limit",
+    )
+    assert not (tmp_path / "run" / "metrics.json").exists() or "test" not in json.loads(
+        (tmp_path / "run" / "metrics.json").read_text()
+    )
+
+    monkeypatch.setattr(trainer, "write_report", write_report)
+    epochs = []
+    again = resume(tmp_path / "run", callbacks=[lambda epoch, row: epochs.append(epoch)])
+    assert epochs == [] and again.status == "time_limit" and again.metrics["accuracy"] >= 0
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert status["status"] == "time_limit" and "interrupted_in" not in status and "epochs_ended" not in status
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 1

@@ -483,7 +483,8 @@ class _Run:
     def _write_status(self, status: str, **extra: object) -> None:
         path = self.run_dir / "run.json"
         data = read_json(path) if path.is_file() else {"started": datetime.now(UTC).isoformat(timespec="seconds")}
-        data.pop("error", None)  # a failed run that was resumed: the error is history
+        for key in ("error", "interrupted_in", "epochs_ended"):  # a run that was resumed: history
+            data.pop(key, None)
         data.update(
             {
                 "status": status,
@@ -582,8 +583,21 @@ class _Run:
         except Exception as exc:
             self._fail(exc)
             raise
+        return self.conclude(status)
+
+    def conclude(self, status: str) -> TrainResult:
+        """The final evaluation and report of a run whose epochs ended with ``status``. Ctrl-C here stops at the
+        next batch too: run.json says "interrupted" in the evaluation, and ``--resume`` runs only the evaluation."""
         try:
-            metrics = self.finish()
+            with self.interrupts:
+                metrics = self.finish()
+        except KeyboardInterrupt:
+            self._write_status("interrupted", interrupted_in="evaluation", epochs_ended=status)
+            info(
+                f"[yellow]interrupted in the final evaluation (the epochs are done). "
+                f"Finish it with: maskwatch train --resume {self.run_dir}"
+            )
+            return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
         except Exception as exc:
             self._fail(exc)
             raise
@@ -682,7 +696,8 @@ def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs:
     if epochs is not None:
         cfg.epochs = epochs
     cfg.validate()
-    status = read_json(run_dir / "run.json").get("status") if (run_dir / "run.json").is_file() else None
+    previous = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    status = previous.get("status")
     if status in ("finished", "stopped_early", "time_limit"):
         done = {"time_limit": "reached its time limit"}.get(status, status.replace("_", " "))
         raise MaskwatchError(f"the run in {run_dir} already {done}; nothing to resume")
@@ -697,12 +712,6 @@ def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs:
     if (run_dir / "last.pt").is_file():
         run.restore(run_dir / "last.pt")
         info(f"resuming {run_dir} at epoch {run.start_epoch}")
-    if run.start_epoch > cfg.epochs:
-        try:
-            metrics = run.finish()
-        except Exception as exc:
-            run._fail(exc)
-            raise
-        run._write_status("finished", test_accuracy=metrics["accuracy"] if metrics else None)
-        return TrainResult(run_dir, "finished", len(run.history), run.best_epoch, metrics)
+    if run.start_epoch > cfg.epochs or (previous.get("interrupted_in") == "evaluation" and epochs is None):
+        return run.conclude(previous.get("epochs_ended", "finished"))
     return run.fit()
