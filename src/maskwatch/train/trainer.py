@@ -135,9 +135,9 @@ def _sample_weights(cfg: TrainConfig, samples: Sequence[Sample], labels: Sequenc
 
 
 class _Interrupts:
-    """While the epochs run, Ctrl-C or SIGTERM asks the run to stop: the signal is noted, and ``check()`` (after each
-    batch, validation ones included, and between an epoch's steps) stops the run there by raising KeyboardInterrupt.
-    A second signal stops it at once.
+    """While the epochs and the final evaluation run, Ctrl-C or SIGTERM asks the run to stop: the signal is noted,
+    and ``check()`` (after each batch, prediction ones included, and between an epoch's steps) stops the run there
+    by raising KeyboardInterrupt. A second signal stops it at once.
 
     Python's own way, KeyboardInterrupt raised wherever the signal lands, went wrong when runs were signalled at
     random moments: raised while a DataLoader worker started, it left a worker that nothing stopped and the process
@@ -711,7 +711,9 @@ def resume(run_dir: str | Path, callbacks: Sequence[EpochCallback] = (), epochs:
     run.prepare(resuming=True)
     if (run_dir / "last.pt").is_file():
         run.restore(run_dir / "last.pt")
-        info(f"resuming {run_dir} at epoch {run.start_epoch}")
     if run.start_epoch > cfg.epochs or (previous.get("interrupted_in") == "evaluation" and epochs is None):
+        info(f"resuming {run_dir}: its epochs are done, the final evaluation runs")
         return run.conclude(previous.get("epochs_ended", "finished"))
+    if run.start_epoch > 1:
+        info(f"resuming {run_dir} at epoch {run.start_epoch}")
     return run.fit()
