@@ -1,4 +1,5 @@
-"""Ctrl-C on a real `maskwatch train` process: it stops cleanly and `--resume` finishes the run."""
+"""Ctrl-C and SIGTERM on training: a run stops cleanly at the next batch and `--resume` finishes it; data-loader
+workers neither die of a group signal nor outlive the process."""
 
 import contextlib
 import json
@@ -10,7 +11,19 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from maskwatch.data.toy import make_toy_dataset
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_at_a_terminal():
+    """These tests send Ctrl-C. A process started in the background (nohup, `&`, some CI runners) inherits SIGINT
+    ignored, and Python keeps it so: Ctrl-C then does nothing, here and in the processes the tests start. Give this
+    process (and so its children) Ctrl-C's usual handler for the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_sigint_stops_cleanly_and_resume_finishes(tmp_path):
@@ -135,9 +148,9 @@ def test_a_second_signal_stops_the_run_at_once(tmp_path, toy_data):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_workers_leave_the_process_group_and_survive_a_signal_as_they_start(monkeypatch):
+def test_workers_leave_the_process_group_and_survive_a_signal_as_they_start(monkeypatch, tmp_path):
     """A worker forked at an epoch's start and signalled (by a signal to the whole group) before its init function
-    has run must not die of it. The start is slowed down here so the signal lands in that gap every time: blocked
+    has run must not die of it. The start is held here so the signal lands in that gap every time: blocked
     since the fork, it is dropped, and the worker delivers its items from a process group of its own."""
     import torch
 
@@ -145,8 +158,12 @@ def test_workers_leave_the_process_group_and_survive_a_signal_as_they_start(monk
 
     leave = loader_module._leave_process_group
 
-    def slow_start(worker_id):
-        time.sleep(1.0)
+    signalled = tmp_path / "signalled"
+
+    def slow_start(worker_id):  # held until the test has signalled it, however slow the machine
+        deadline = time.time() + 60
+        while not signalled.exists() and time.time() < deadline:
+            time.sleep(0.01)
         leave(worker_id)
 
     class Groups(torch.utils.data.Dataset):
@@ -165,6 +182,7 @@ def test_workers_leave_the_process_group_and_survive_a_signal_as_they_start(monk
     for pid in workers:
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGINT)
+    signalled.touch()
     groups = torch.cat(list(batches)).tolist()
     assert len(groups) == 4 and os.getpgid(0) not in groups and set(groups) == set(workers)
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # the main thread's mask is restored
