@@ -274,3 +274,15 @@ def test_ctrl_c_in_the_final_evaluation_is_an_interrupted_run_that_resume_finish
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     assert status["status"] == "time_limit" and "interrupted_in" not in status and "epochs_ended" not in status
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 1
+
+
+def test_the_loader_works_without_signal_masks_or_process_groups(monkeypatch):
+    """Windows has neither `signal.pthread_sigmask` nor `os.setpgid`: the workers then only ignore the signals."""
+    import torch
+
+    from maskwatch.data import loader as loader_module
+
+    monkeypatch.setattr(loader_module, "_MASKS", False)
+    monkeypatch.delattr(os, "setpgid")
+    loader = loader_module.QuietLoader(torch.utils.data.TensorDataset(torch.arange(6)), batch_size=2, num_workers=2)
+    assert torch.cat([b[0] for b in loader]).tolist() == list(range(6))

@@ -8,6 +8,7 @@ import signal
 import torch
 
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+_MASKS = hasattr(signal, "pthread_sigmask")  # POSIX; not on Windows
 
 
 def _leave_process_group(worker_id: int) -> None:
@@ -20,13 +21,14 @@ def _leave_process_group(worker_id: int) -> None:
     try:
         os.setpgid(0, 0)
         own_group = True
-    except OSError:  # not allowed here: ignore both signals instead
+    except (OSError, AttributeError):  # not allowed here, or no process groups (Windows): ignore both instead
         own_group = False
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # setting SIG_IGN discards a pending signal
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if own_group:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+    if _MASKS:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
 
 
 class QuietLoader(torch.utils.data.DataLoader):
@@ -41,7 +43,7 @@ class QuietLoader(torch.utils.data.DataLoader):
         super().__init__(*args, worker_init_fn=_leave_process_group, **kwargs)
 
     def __iter__(self):
-        if self.num_workers == 0:
+        if self.num_workers == 0 or not _MASKS:
             return super().__iter__()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
         try:
