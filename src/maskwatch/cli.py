@@ -29,7 +29,7 @@ from maskwatch.detect.defaults import (
 )
 from maskwatch.errors import MaskwatchError
 from maskwatch.interrupts import sigterm_as_ctrl_c
-from maskwatch.paths import check_output_path
+from maskwatch.paths import check_output_path, is_stdout
 from maskwatch.progress import console
 from maskwatch.serve.command import register as register_serve
 
@@ -318,11 +318,6 @@ def _at_least_one(**options: int | None) -> None:
             raise MaskwatchError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
 
 
-def _stdout_jsonl(jsonl: Path | None) -> bool:
-    """``--jsonl -`` means stdout (messages and progress bars go to stderr)."""
-    return jsonl is not None and str(jsonl) == "-"
-
-
 def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
     """The images that files, folders and globs name (as `detect` resolves them), and why the rest cannot be
     classified (missing, not an image, a video or camera)."""
@@ -378,7 +373,7 @@ def classify(
     from maskwatch.runtime.classifiers import classify_paths, load_classifier
 
     _at_least_one(batch_size=batch_size)
-    if _stdout_jsonl(jsonl):
+    if is_stdout(jsonl):
         jsonl = None
     check_output_path("--jsonl", jsonl, folder=False)
     files, problems = _image_inputs(paths)
@@ -508,7 +503,7 @@ def detect(
 
         check_det_size(video_det_size, "--video-det-size")
     check_output_path("--save-dir", save_dir if save else None)
-    check_output_path("--jsonl", None if _stdout_jsonl(jsonl) else jsonl, folder=False)
+    check_output_path("--jsonl", None if is_stdout(jsonl) else jsonl, folder=False)
     pipeline = _pipeline(model, backend, device, det_size, det_threshold, tiles, margin, box_fit)
     from maskwatch.data.images import is_image_name
 
@@ -544,7 +539,7 @@ def detect(
     if save and any(s.kind == "image" for s in report.sources):
         console.print(f"annotated images: {save_dir}")
     if jsonl:
-        console.print(f"JSON lines: {'stdout' if _stdout_jsonl(jsonl) else jsonl}")
+        console.print(f"JSON lines: {'stdout' if is_stdout(jsonl) else jsonl}")
     if report.failed:
         console.print(f"[red]{len(report.errors)} input(s) failed[/]")
         raise typer.Exit(1)

@@ -19,6 +19,12 @@ def cache_dir() -> Path:
     return base / "maskwatch"
 
 
+def is_stdout(path: Path | str | None) -> bool:
+    """``-`` given as an output file (``--jsonl -``) means standard output; messages and progress bars go to
+    stderr."""
+    return path is not None and str(path) == "-"
+
+
 def check_output_path(option: str, path: Path | None, folder: bool = True) -> None:
     """Refuse, before any work, an output folder (``folder``) or file that cannot be written (None: not given)."""
     if path is None:

@@ -97,9 +97,10 @@ def load_data(
     index: dict[Path, FileInfo] = {}
     for raw in roots:
         root = Path(raw).expanduser()
+        if root.exists() and not root.is_dir():
+            raise MaskwatchError(f"{root}: is a file, not a data set folder")
         if not root.is_dir():
-            what = "is a file, not a data set folder" if root.exists() else "data set folder not found"
-            raise MaskwatchError(f"{root}: {what}" if root.exists() else f"{what}: {root}")
+            raise MaskwatchError(f"data set folder not found: {root}")
         name = str(root.resolve())
         if is_voc_dir(root):
             crops = extract_crops(root, cache, margin=margin, min_size=min_box)

@@ -30,6 +30,7 @@ from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs, unique_inputs
 from maskwatch.detect.tracking import TrackedPipeline, summarise
 from maskwatch.detect.video import VideoWriter
+from maskwatch.paths import is_stdout
 from maskwatch.progress import console, quiet
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def detect_sources(
     annotator = Annotator(pipeline.labels) if (opts.save_dir or opts.show) else None
     display = _Display() if opts.show else None
     jsonl: IO[str] | None = None
-    to_stdout = opts.jsonl is not None and str(opts.jsonl) == "-"  # messages and progress bars go to stderr
+    to_stdout = is_stdout(opts.jsonl)
     if opts.jsonl and to_stdout:
         jsonl = sys.stdout
     elif opts.jsonl:

@@ -94,11 +94,8 @@ def evaluate_scenes(
     if split_from is not None:
         keep, seen = split_scenes(Path(split_from), subset)
         before = len(scenes)
-        listed = Path(split_from).is_file()
-        if listed:  # a list typed by hand: a name may lack its extension
-            scenes = [s for s in scenes if s.image_path.name in keep or s.image_path.stem in keep]
-        else:
-            scenes = [s for s in scenes if s.image_path.name in keep]
+        listed = Path(split_from).is_file()  # a list typed by hand: a name may lack its extension
+        scenes = [s for s in scenes if s.image_path.name in keep or (listed and s.image_path.stem in keep)]
         selection.update(
             split_from=str(split_from),
             subset=subset,

@@ -574,12 +574,7 @@ class _Run:
                         info(f"time limit: {spent:.0f} s of epochs >= --time-limit {cfg.time_limit:g} s")
                         break
         except KeyboardInterrupt:
-            self._write_status("interrupted")
-            info(
-                f"[yellow]interrupted; last.pt holds epoch {len(self.history)}. "
-                f"Continue with: maskwatch train --resume {self.run_dir}"
-            )
-            return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
+            return self._interrupted(f"interrupted; last.pt holds epoch {len(self.history)}. Continue with")
         except Exception as exc:
             self._fail(exc)
             raise
@@ -592,12 +587,8 @@ class _Run:
             with self.interrupts:
                 metrics = self.finish()
         except KeyboardInterrupt:
-            self._write_status("interrupted", interrupted_in="evaluation", epochs_ended=status)
-            info(
-                f"[yellow]interrupted in the final evaluation (the epochs are done). "
-                f"Finish it with: maskwatch train --resume {self.run_dir}"
-            )
-            return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
+            message = "interrupted in the final evaluation (the epochs are done). Finish it with"
+            return self._interrupted(message, interrupted_in="evaluation", epochs_ended=status)
         except Exception as exc:
             self._fail(exc)
             raise
@@ -607,6 +598,12 @@ class _Run:
             test_accuracy=metrics["accuracy"] if metrics else None,
         )
         return TrainResult(self.run_dir, status, len(self.history), self.best_epoch, metrics)
+
+    def _interrupted(self, message: str, **extra: object) -> TrainResult:
+        """End the run as "interrupted" (``extra`` into run.json), saying ``message``: maskwatch train --resume RUN."""
+        self._write_status("interrupted", **extra)
+        info(f"[yellow]{message}: maskwatch train --resume {self.run_dir}")
+        return TrainResult(self.run_dir, "interrupted", len(self.history), self.best_epoch, None)
 
     def _fail(self, exc: BaseException) -> None:
         """A run that raised is not left "running" in run.json: it says "failed" and why."""
