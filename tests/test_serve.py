@@ -22,6 +22,7 @@ from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
 from maskwatch.data.crops import crop_square
+from maskwatch.detect.config import DetectorConfig
 from maskwatch.detect.pipeline import load_pipeline
 from maskwatch.serve.app import create_app
 from maskwatch.serve.inference import Busy, InferenceQueue
@@ -86,7 +87,8 @@ def test_health_names_model_detector_and_labels(client):
 @pytest.mark.parametrize(("det_size", "want"), [(0, 0), (320, 320), (None, 800)])
 def test_det_size_setting_reaches_the_detector(tmp_path, det_size, want):
     """``serve --det-size 0`` means the image's native size, as in ``detect``; not given: the default 800."""
-    cfg = ServeSettings(db=tmp_path / "events.sqlite", det_size=det_size)
+    detector = DetectorConfig() if det_size is None else DetectorConfig(size=det_size)
+    cfg = ServeSettings(db=tmp_path / "events.sqlite", detector=detector)
     with TestClient(create_app(cfg)) as c:
         assert c.get("/api/v1/health").json()["detector"]["size"] == want
 

@@ -441,19 +441,13 @@ def _pipeline(
     margin: float,
     box_fit: str = DEFAULT_BOX_FIT,
 ):
-    from maskwatch.detect.detector import parse_box_fit
+    from maskwatch.detect.config import DetectorConfig
     from maskwatch.detect.pipeline import load_pipeline
 
-    return load_pipeline(
-        model,
-        backend=backend,
-        device=device,
-        size=det_size,
-        threshold=det_threshold,
-        tiles=tiles,
-        margin=margin,
-        box_fit=parse_box_fit(box_fit),
+    config = DetectorConfig.from_options(
+        det_size=det_size, det_threshold=det_threshold, tiles=tiles, margin=margin, box_fit=box_fit
     )
+    return load_pipeline(model, config=config, backend=backend, device=device)
 
 
 @app.command()
@@ -499,7 +493,7 @@ def detect(
 
     _at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
     if video_det_size is not None:
-        from maskwatch.detect.detector import check_det_size
+        from maskwatch.detect.config import check_det_size
 
         check_det_size(video_det_size, "--video-det-size")
     check_output_path("--save-dir", save_dir if save else None)

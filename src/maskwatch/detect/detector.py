@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from maskwatch.detect.config import check_det_size, parse_box_fit  # noqa: F401 - re-exported
 from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
 from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.onnx import cpu_session, onnx_threads
@@ -88,21 +89,6 @@ def fit_boxes(boxes: np.ndarray, fit: tuple[float, float, float]) -> np.ndarray:
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
 
 
-def parse_box_fit(text: str) -> tuple[float, float, float] | None:
-    """``--box-fit``: "WIDTH,HEIGHT,SHIFT" (e.g. "1.1,1.05,0.12"), or "none" for the network's own boxes."""
-    if text.strip().lower() in ("none", "off", "raw"):
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values[:2]) <= 0:
-        raise MaskwatchError(
-            f"--box-fit must be WIDTH,HEIGHT,SHIFT (scales > 0, e.g. 1.1,1.05,0.12) or none, not {text!r}"
-        )
-    return values  # type: ignore[return-value]
-
-
 def decode_centerface(
     heatmap: np.ndarray,
     scale: np.ndarray,
@@ -131,12 +117,6 @@ def decode_centerface(
     lm = landmarks[:, ys, xs].T.reshape(-1, 5, 2)  # (N, 5, [y, x])
     points = np.stack([x1[:, None] + lm[:, :, 1] * w[:, None], y1[:, None] + lm[:, :, 0] * h[:, None]], axis=-1)
     return Faces(boxes.astype(np.float32), heat[ys, xs].astype(np.float32), points.astype(np.float32))
-
-
-def check_det_size(size: int, option: str = "--det-size") -> None:
-    """The detector's input size rule (0: native size, else at least 32 px), its error naming ``option``."""
-    if size != 0 and size < 32:
-        raise MaskwatchError(f"{option} must be 0 (native) or at least 32 pixels (got {size})")
 
 
 def centerface_path() -> Path:

@@ -12,9 +12,9 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.data.crops import crop_square
-from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
+from maskwatch.detect.config import DetectorConfig
+from maskwatch.detect.defaults import DEFAULT_MARGIN
 from maskwatch.detect.detector import FaceDetector, Faces, create_detector
-from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.classifiers import FaceClassifier
 
 
@@ -114,20 +114,16 @@ class Pipeline:
 def load_pipeline(
     model: str | None = None,
     *,
+    config: DetectorConfig | None = None,
+    classifier: FaceClassifier | None = None,
     backend: str = "auto",
     device: str = "auto",
-    detector: str = "centerface",
-    size: int = DEFAULT_DET_SIZE,
-    threshold: float = DEFAULT_DET_THRESHOLD,
-    tiles: int = 0,
-    margin: float = DEFAULT_MARGIN,
-    box_fit: tuple[float, float, float] | None = BOX_FIT,
 ) -> Pipeline:
-    """The default pipeline (CenterFace + the shipped classifier), or with the named model and detector options
-    (``box_fit=None``: the detector's own boxes, not fitted to the brows-to-chin framing)."""
+    """The default pipeline (CenterFace + the shipped classifier), or with the named model (or a classifier already
+    loaded) and detector settings."""
     from maskwatch.runtime.classifiers import load_classifier
 
-    if margin < 0 or margin > 2:
-        raise MaskwatchError("--margin must be between 0 and 2")
-    det = create_detector(detector, size=size, threshold=threshold, tiles=tiles, box_fit=box_fit)
-    return Pipeline(det, load_classifier(model, backend=backend, device=device), margin=margin)
+    cfg = config or DetectorConfig()
+    det = create_detector(cfg.name, size=cfg.size, threshold=cfg.threshold, tiles=cfg.tiles, box_fit=cfg.box_fit)
+    clf = classifier if classifier is not None else load_classifier(model, backend=backend, device=device)
+    return Pipeline(det, clf, margin=cfg.margin)

@@ -174,8 +174,7 @@ def create_app(
     if pipeline is None:
         from maskwatch.detect.pipeline import load_pipeline
 
-        kwargs = {"size": settings.det_size} if settings.det_size is not None else {}  # 0: native size
-        pipeline = load_pipeline(settings.model, **kwargs)
+        pipeline = load_pipeline(settings.model, config=settings.detector)
     reframer = Reframer(pipeline.detector)
     store = store or EventStore(settings.db)
     queue = InferenceQueue(settings.max_pending, settings.workers)

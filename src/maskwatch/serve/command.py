@@ -48,6 +48,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         """Web app and REST API: upload page, live webcam page, compliance dashboard; API docs at /docs."""
         import uvicorn
 
+        from maskwatch.detect.config import DetectorConfig
         from maskwatch.paths import check_output_path
         from maskwatch.progress import console
         from maskwatch.serve.app import create_app
@@ -66,7 +67,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
             workers=workers,
             live_log_seconds=live_log_seconds,
             store_images=store_images,
-            det_size=det_size,
+            detector=DetectorConfig() if det_size is None else DetectorConfig(size=det_size),
             read_timeout=read_timeout,
         )
         check_output_path("--db", db, folder=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 from PIL import Image
 
+from maskwatch.detect.config import DetectorConfig
 from maskwatch.errors import MaskwatchError
 
 
@@ -25,7 +26,7 @@ class ServeSettings:
     workers: int = 1  # inference threads (onnxruntime already uses every core in each)
     live_log_seconds: float = 5.0  # a live stream logs the counts of its latest frame at most this often
     store_images: Path | None = None  # save every uploaded image here (off by default)
-    det_size: int | None = None  # face detector input size (None: the pipeline's default)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)  # face detection and crop settings
     read_timeout: float = 30.0  # seconds to receive an upload (408 after)
 
     def validate(self) -> None:
