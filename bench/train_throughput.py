@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from maskwatch.models import create_model, get_spec
-from maskwatch.runtime.predict import pick_device
+from maskwatch.train.predict import pick_device
 from maskwatch.train.trainer import train_step
 
 

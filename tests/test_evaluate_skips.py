@@ -40,8 +40,8 @@ def test_evaluate_says_which_files_it_skipped(tmp_path, toy_data):
 
 
 def test_evaluate_writes_an_empty_problems_list_when_nothing_is_skipped(tmp_path, toy_data):
-    from maskwatch.evaluate.evaluator import evaluate_model
     from maskwatch.train import TrainConfig, train
+    from maskwatch.train.evaluate import evaluate_model
 
     run = train(
         TrainConfig(data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0)

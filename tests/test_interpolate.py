@@ -12,8 +12,8 @@ from maskwatch.cli import app
 from maskwatch.data.toy import make_toy_dataset
 from maskwatch.errors import MaskwatchError
 from maskwatch.labels import CANONICAL_LABELS
-from maskwatch.runtime.checkpoint import load_model, read_checkpoint
 from maskwatch.train import TrainConfig, train
+from maskwatch.train.checkpoint import load_model, read_checkpoint
 from maskwatch.train.interpolate import interpolate, interpolate_states
 
 runner = CliRunner()

@@ -154,7 +154,7 @@ def test_workers_leave_the_process_group_and_survive_a_signal_as_they_start(monk
     since the fork, it is dropped, and the worker delivers its items from a process group of its own."""
     import torch
 
-    from maskwatch.data import loader as loader_module
+    from maskwatch.train import loader as loader_module
 
     leave = loader_module._leave_process_group
 
@@ -193,7 +193,7 @@ def test_a_worker_left_behind_by_an_interrupt_does_not_hang_the_exit():
     stops (`multiprocessing` ends it with SIGTERM): a worker that ignored SIGTERM hung the process there for good."""
     code = """
 import multiprocessing.process, torch
-from maskwatch.data.loader import QuietLoader
+from maskwatch.train.loader import QuietLoader
 start = multiprocessing.process.BaseProcess.start
 def start_then_interrupt(self):
     start(self)
@@ -280,7 +280,7 @@ def test_the_loader_works_without_signal_masks_or_process_groups(monkeypatch):
     """Windows has neither `signal.pthread_sigmask` nor `os.setpgid`: the workers then only ignore the signals."""
     import torch
 
-    from maskwatch.data import loader as loader_module
+    from maskwatch.train import loader as loader_module
 
     monkeypatch.setattr(loader_module, "_MASKS", False)
     monkeypatch.delattr(os, "setpgid")

@@ -48,3 +48,19 @@ def test_macro_f1_counts_only_present_classes():
 def test_ece_zero_when_confidence_equals_accuracy():
     probs = np.array([[0.75, 0.25]] * 4)
     assert expected_calibration_error(np.array([0, 0, 0, 1]), probs) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ece_equals_torchmetrics(seed):
+    torchmetrics = pytest.importorskip("torchmetrics", reason="the reference comes with the training install")
+    import torch
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, (300, 3))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    probs[:5] = np.eye(3)[rng.integers(0, 3, 5)]  # confidence exactly 1.0: the last bucket
+    y = rng.integers(0, 3, 300)
+    ref = torchmetrics.functional.classification.multiclass_calibration_error(
+        torch.as_tensor(probs), torch.as_tensor(y), num_classes=3, n_bins=15, norm="l1"
+    )
+    assert expected_calibration_error(y, probs) == pytest.approx(float(ref), abs=1e-6)  # torchmetrics: float32

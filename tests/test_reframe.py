@@ -147,8 +147,8 @@ def test_classify_goes_on_past_an_image_it_cannot_classify(tmp_path, photo):
 
 def test_evaluate_reframe_scores_the_crops_classify_would_see(tmp_path, toy_data, detector, photo):
     """evaluate --reframe = evaluate on the crops already cut: same loss; the report counts the crops cut again."""
-    from maskwatch.evaluate.evaluator import evaluate_model
     from maskwatch.train import TrainConfig, train
+    from maskwatch.train.evaluate import evaluate_model
 
     run = train(
         TrainConfig(data=[str(toy_data)], out=str(tmp_path / "run"), model="cnn", image_size=48, epochs=1, workers=0)

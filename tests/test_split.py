@@ -163,7 +163,9 @@ def test_embedding_search_groups_rotated_and_cropped_copies_that_phash_misses(tm
     by_name = {s.source.name: s.source for s in bundle.samples}
     hashed = find_duplicates(bundle.samples, bundle.index, threshold=8)
     assert hashed.near_groups == []  # phash: 26 and 18 bits apart
-    both = find_duplicates(bundle.samples, bundle.index, threshold=8, embed_threshold=0.85)
+    from maskwatch.train.embeddings import embedder
+
+    both = find_duplicates(bundle.samples, bundle.index, threshold=8, embed_threshold=0.85, embedder=embedder())
     groups = {frozenset(p.name for p in g) for g in both.near_groups}
     assert groups == {
         frozenset({"chelsea.jpg", "chelsea_rotated.jpg"}),

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 from maskwatch.data import load_data, make_split
 from maskwatch.data.duplicates import find_duplicates, sample_groups
-from maskwatch.data.synth import MANIFEST, synthesize
 from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.classifiers import ASSETS
+from maskwatch.synth.make import MANIFEST, synthesize
 
 runner = CliRunner()
 
@@ -134,7 +134,7 @@ def test_synth_cli_and_bad_inputs(tmp_path, faces):
 def test_realistic_mix_follows_its_weights(tmp_path, faces):
     from collections import Counter
 
-    from maskwatch.data.synth_draw import MIXES
+    from maskwatch.synth.draw import MIXES
 
     out = tmp_path / "realistic"
     synthesize([faces], out, per_face=40, seed=1, mix="realistic", negatives=0.0, incorrect=0.5)

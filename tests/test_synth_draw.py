@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskwatch.data.synth_draw import (
+from maskwatch.synth.draw import (
     CELL,
     LABEL_H,
     OCCLUDERS,
@@ -165,7 +165,7 @@ def donor_image(color: tuple[int, int, int] = (200, 20, 20)) -> Image.Image:
 def test_transplant_moves_the_donors_mask(seed: int) -> None:
     """A real mask moved onto a face: the donor's cloth (known colour) lands where the placement puts a mask;
     a correctly worn one covers the nose, the wrong ones leave it visible."""
-    from maskwatch.data.synth_draw import draw_transplant
+    from maskwatch.synth.draw import draw_transplant
 
     nose, ml, mr = LMS[2], LMS[3], LMS[4]
     bare = np.asarray(face_image(), np.float32)
@@ -199,7 +199,7 @@ def test_transplant_moves_the_donors_mask(seed: int) -> None:
 
 def test_transplant_follows_the_donors_scale_and_the_faces_brightness() -> None:
     """A donor photographed twice as large gives the same mask; a darker face gets a darker mask."""
-    from maskwatch.data.synth_draw import draw_transplant
+    from maskwatch.synth.draw import draw_transplant
 
     def grey_mask(face: Image.Image, donor: Image.Image, box: np.ndarray, lms: np.ndarray) -> float:
         img, a = draw_transplant(

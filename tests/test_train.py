@@ -249,7 +249,7 @@ def test_synthetic_data_is_reported_apart_from_real_data(tmp_path, toy3):
 def test_init_fine_tunes_a_trained_model_head_included(tmp_path, toy3):
     import torch
 
-    from maskwatch.runtime.checkpoint import read_checkpoint
+    from maskwatch.train.checkpoint import read_checkpoint
 
     base = dict(data=[str(toy3)], model="cnn", image_size=48, patience=0, workers=0, augment="none")
     train(TrainConfig(**base, out=str(tmp_path / "one"), epochs=2))
@@ -441,7 +441,7 @@ def test_resuming_an_init_run_without_last_checkpoint_starts_from_init(tmp_path,
     import torch
 
     from maskwatch.io import write_json
-    from maskwatch.runtime.checkpoint import read_checkpoint
+    from maskwatch.train.checkpoint import read_checkpoint
     from maskwatch.train.trainer import _Run
 
     base = dict(data=[str(toy3)], model="cnn", image_size=48, patience=0, workers=0, augment="none")

@@ -5,7 +5,7 @@ PyPI packages (no image from ../shared):
 - matplotlib's ``grace_hopper.jpg`` (US Navy portrait of Grace Hopper, public domain).
 
 Masks are drawn on them from the face detector's landmarks by maskwatch's synthetic-mask code
-(``maskwatch.data.synth_draw``): a light-blue pleated surgical mask worn correctly or pulled under the nose.
+(``maskwatch.synth.draw``): a light-blue pleated surgical mask worn correctly or pulled under the nose.
 
     .venv/bin/python tools/make_samples.py
 """
@@ -20,8 +20,8 @@ import numpy as np
 import skimage
 from PIL import Image
 
-from maskwatch.data import synth_draw
 from maskwatch.detect.detector import CenterFace
+from maskwatch.synth import draw as synth_draw
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "assets" / "samples"
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"

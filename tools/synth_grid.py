@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskwatch.data.synth_draw import sample_grid
 from maskwatch.detect.detector import CenterFace
+from maskwatch.synth.draw import sample_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 

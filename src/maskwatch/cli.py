@@ -273,7 +273,7 @@ def evaluate(
     ] = False,
 ) -> None:
     """Evaluate a trained model on data sets: metrics.json, confusion matrix, curves, worst mistakes."""
-    from maskwatch.evaluate.evaluator import evaluate_model
+    from maskwatch.train.evaluate import evaluate_model
 
     if not data:
         raise MaskwatchError("give at least one --data DIR")
@@ -316,6 +316,37 @@ def _at_least_one(**options: int | None) -> None:
     for name, value in options.items():
         if value is not None and value < 1:
             raise MaskwatchError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def load_model_option(model: str | Path | None = None, backend: str = "auto", device: str = "auto"):
+    """``--model`` (or ``$MASKWATCH_MODEL``, else the shipped model) as a face classifier: an ``.onnx`` file runs
+    with onnxruntime; a training checkpoint or run folder with PyTorch (``--backend onnx``: exported once, cached),
+    which only the training install has. The one place where the inference side meets the training side."""
+    from maskwatch.runtime.classifiers import is_onnx, load_classifier, model_spec
+
+    if backend not in BACKENDS:
+        raise MaskwatchError(f"--backend must be one of {', '.join(BACKENDS)}")
+    path, env = model_spec(model)
+    if is_onnx(path) or not path.exists():
+        if backend == "torch" and is_onnx(path):
+            raise MaskwatchError(f"{path} is an ONNX model: --backend torch needs a checkpoint (.pt) or run folder")
+        return load_classifier(path if env is None else None)
+    try:
+        from maskwatch.train.predict import checkpoint_classifier
+    except ImportError as exc:
+        raise MaskwatchError(
+            f"{path} is a training checkpoint: running it needs PyTorch ({exc.name} is not installed):"
+            " pip install 'maskwatch[train]', or run an exported .onnx model"
+        ) from None
+    try:
+        return checkpoint_classifier(path, backend, device)
+    except MaskwatchError as exc:
+        if env:
+            raise MaskwatchError(f"{env}={path}: {exc}") from None
+        raise
 
 
 def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
@@ -370,7 +401,7 @@ def classify(
 ) -> None:
     """Classify face crops; unreadable files get an error line and the run goes on (exit 1 if any failed)."""
     from maskwatch.progress import track
-    from maskwatch.runtime.classifiers import classify_paths, load_classifier
+    from maskwatch.runtime.classifiers import classify_paths
 
     _at_least_one(batch_size=batch_size)
     if is_stdout(jsonl):
@@ -379,7 +410,7 @@ def classify(
     files, problems = _image_inputs(paths)
     if not files and not problems:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
-    clf = load_classifier(model, backend=backend, device=device)
+    clf = load_model_option(model, backend, device)
     reframer = None
     if reframe:
         from maskwatch.detect.reframe import Reframer
@@ -447,7 +478,7 @@ def _pipeline(
     config = DetectorConfig.from_options(
         det_size=det_size, det_threshold=det_threshold, tiles=tiles, margin=margin, box_fit=box_fit
     )
-    return load_pipeline(model, config=config, backend=backend, device=device)
+    return load_pipeline(config=config, classifier=load_model_option(model, backend, device))
 
 
 @app.command()
@@ -559,7 +590,7 @@ def export(
     int8: Annotated[bool, typer.Option(help="Quantise weights to int8 (dynamic quantisation).")] = False,
 ) -> None:
     """Export a trained classifier (ONNX, optionally int8) and check it against the PyTorch model."""
-    from maskwatch.runtime.onnx import export_onnx, parity
+    from maskwatch.train.export import export_onnx, parity
 
     if fmt != "onnx":
         raise MaskwatchError("--format: only onnx is supported")
@@ -751,7 +782,7 @@ def data_synth(
     ] = 1.0,
 ) -> None:
     """Draw masks (worn correctly or not) and hard negatives on unmasked faces: a class-folder set + manifest.csv."""
-    from maskwatch.data.synth import synthesize
+    from maskwatch.synth.make import synthesize
 
     check_output_path("--out", out)
     report = synthesize(
@@ -791,7 +822,7 @@ def data_inspect(
     min_box: int = 12,
 ) -> None:
     """Count classes, measure image sizes, list broken files and (near-)duplicate groups."""
-    from maskwatch.data.inspect import inspect_data
+    from maskwatch.train.inspect import inspect_data
 
     check_output_path("--out", out)
     r = inspect_data(
@@ -856,12 +887,12 @@ def demo(
     import shutil
 
     from maskwatch.data import load_data, load_split
-    from maskwatch.data.inspect import inspect_data
     from maskwatch.data.toy import make_toy_dataset
     from maskwatch.labels import CANONICAL_LABELS
-    from maskwatch.runtime.classifiers import classify_paths, load_classifier
+    from maskwatch.runtime.classifiers import classify_paths
     from maskwatch.train import TrainConfig
     from maskwatch.train import train as train_run
+    from maskwatch.train.inspect import inspect_data
 
     _at_least_one(epochs=epochs)  # every argument is checked before the previous demo is deleted
     check_output_path("--out", out)
@@ -890,7 +921,7 @@ def demo(
         )
     )
     console.rule("3. classify the test split")
-    clf = load_classifier(result.run_dir)
+    clf = load_model_option(result.run_dir)
     test = load_split(result.run_dir, load_data([data_dir]).samples).test
     results = classify_paths(clf, [s.path for s in test])
     right = sum(res["label"] == s.label for res, s in zip(results, test, strict=True))

@@ -12,7 +12,7 @@ from maskwatch.io import atomic_path, read_json, write_json, write_text
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from maskwatch.compare.runner import ComparePlan
+    from maskwatch.compare.plan import ComparePlan
 
 CSV_COLUMNS = (
     "model",

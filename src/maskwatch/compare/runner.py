@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.markup import escape
 
+from maskwatch.compare.plan import ComparePlan, CompareRequest
 from maskwatch.compare.presets import (
-    STUDY_MODELS,
-    ModelSettings,
-    Overrides,
-    Preset,
     Probe,
     get_preset,
     one_line,
@@ -33,69 +30,8 @@ from maskwatch.models import get_spec
 from maskwatch.progress import info
 from maskwatch.train.config import TrainConfig
 
+__all__ = ["ComparePlan", "CompareRequest", "CompareResult", "plan_comparison", "run_comparison"]
 DONE = ("finished", "stopped_early", "time_limit")
-
-
-@dataclass
-class CompareRequest:
-    data: list[str]
-    out: str
-    models: list[str] = field(default_factory=lambda: list(STUDY_MODELS))
-    eval_data: list[str] = field(default_factory=list)
-    split: str = "grouped"
-    ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
-    preset: str = "cpu-quick"
-    overrides: Overrides = field(default_factory=Overrides)
-    resume: bool = False
-    seed: int = 0
-    device: str = "auto"
-    workers: int | None = None
-    latency_runs: int = 5
-    dup_threshold: int = 8
-    dup_embed: float = 0.0
-    margin: float = 0.15
-    min_box: int = 12
-
-
-@dataclass
-class ComparePlan:
-    request: CompareRequest
-    preset: Preset
-    settings: dict[str, ModelSettings]
-
-    @property
-    def out(self) -> Path:
-        return Path(self.request.out).expanduser()
-
-    def run_dir(self, name: str) -> Path:
-        return self.out / "runs" / name
-
-    def train_config(self, name: str) -> TrainConfig:
-        s, r = self.settings[name], self.request
-        return TrainConfig(
-            data=list(r.data),
-            out=str(self.run_dir(name)),
-            model=name,
-            image_size=s.image_size,
-            epochs=s.epochs,
-            batch_size=s.batch_size,
-            augment=s.augment,
-            freeze=s.freeze,
-            feature_views=s.feature_views,
-            patience=s.patience,
-            time_limit=s.time_limit,
-            seed=r.seed,
-            device=r.device,
-            split=r.split,
-            ratios=list(r.ratios),
-            split_from=str(self.out / "split"),
-            dup_threshold=r.dup_threshold,
-            dup_embed=r.dup_embed,
-            margin=r.margin,
-            min_box=r.min_box,
-            pretrained=s.pretrained,
-            workers=r.workers,
-        )
 
 
 @dataclass
@@ -200,8 +136,14 @@ def _ensure_split(plan: ComparePlan) -> dict:
         split = load_split(split_dir, bundle.samples)
         info(f"reusing the split in {split_dir}")
     else:
+        from maskwatch.train.embeddings import embedder
+
         report = find_duplicates(
-            bundle.samples, bundle.index, r.dup_threshold, embed_threshold=r.dup_embed, cache=cache
+            bundle.samples,
+            bundle.index,
+            r.dup_threshold,
+            embed_threshold=r.dup_embed,
+            embedder=embedder(cache) if r.dup_embed else None,
         )
         groups = sample_groups(bundle.samples, report)
         split = make_split(bundle.samples, groups, kind=r.split, ratios=tuple(r.ratios), seed=r.seed)
@@ -289,7 +231,7 @@ def _drift(plan: ComparePlan, name: str) -> str:
 
 
 def _cross(plan: ComparePlan, name: str) -> dict:
-    from maskwatch.evaluate.evaluator import evaluate_model
+    from maskwatch.train.evaluate import evaluate_model
 
     r = plan.request
     where = plan.out / "cross" / name
@@ -320,7 +262,7 @@ def _cross(plan: ComparePlan, name: str) -> dict:
 
 def _profile_trained(plan: ComparePlan, name: str) -> dict:
     from maskwatch.compare.profile import profile_model
-    from maskwatch.runtime.checkpoint import load_model
+    from maskwatch.train.checkpoint import load_model
 
     try:
         net, _ = load_model(plan.run_dir(name))

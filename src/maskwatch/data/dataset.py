@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from PIL import Image
-
-from maskwatch.data.images import is_image_name, open_rgb
+from maskwatch.data.images import is_image_name
 from maskwatch.data.index import FileInfo, index_files
+from maskwatch.data.synthetic import SET_FILES, is_synthetic, read_manifest_sources
 from maskwatch.data.voc import extract_crops, is_voc_dir
 from maskwatch.errors import MaskwatchError
 from maskwatch.labels import canonical_label, order_labels
@@ -58,12 +56,10 @@ SET_NOTES = ("source.md", "readme.md", "license", "license.txt", "manifest.csv")
 
 
 def _scan_class_folders(root: Path) -> tuple[list[tuple[Path, str]], list[Problem]]:
-    from maskwatch.data.synth import SET_FILES
-
     files: list[tuple[Path, str]] = []
     problems: list[Problem] = []
     # a set made by `data synth` also holds its marker and report.json: its own files are no problem
-    known = set(SET_NOTES) | ({name.lower() for name in SET_FILES} if _is_synthetic(root) else set())
+    known = set(SET_NOTES) | ({name.lower() for name in SET_FILES} if is_synthetic(root) else set())
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
@@ -121,7 +117,7 @@ def load_data(
             problems += bad
             facts = index_files([p for p, _ in files], cache, name)
             index.update(facts)
-            synthetic = _is_synthetic(root)
+            synthetic = is_synthetic(root)
             # a synthetic image is grouped with the face it was made from (its manifest names it)
             made_from = _synthetic_sources(root, index, cache, name) if synthetic else {}
             new = []
@@ -143,42 +139,8 @@ def load_data(
 
 def _synthetic_sources(root: Path, index: dict, cache: Path, name: str) -> dict[Path, Path]:
     """{image: source image} for a synthetic set whose manifest names readable sources (indexed for grouping)."""
-    from maskwatch.data.synth import read_manifest_sources
-
     pairs = read_manifest_sources(root)
     existing = sorted({src for src in pairs.values() if src.is_file()})
     facts = index_files(existing, cache, f"{name}-sources") if existing else {}
     index.update(facts)
     return {img: src for img, src in pairs.items() if src in facts and facts[src].ok}
-
-
-def _is_synthetic(root: Path) -> bool:
-    """A data set made by ``maskwatch data synth`` (or marked so) carries a SYNTHETIC marker file."""
-    return (root / "SYNTHETIC").exists()
-
-
-class ImageDataset(torch.utils.data.Dataset):
-    """Samples as (tensor, class index) pairs through a transform; with ``weights`` (one per sample), (tensor,
-    class index, weight) triples."""
-
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        labels: Sequence[str],
-        transform: Callable[[Image.Image], torch.Tensor],
-        weights: Sequence[float] | None = None,
-    ):
-        self.samples = list(samples)
-        self.class_to_idx = {label: i for i, label in enumerate(labels)}
-        self.transform = transform
-        if weights is not None and len(weights) != len(self.samples):
-            raise ValueError("one weight per sample")
-        self.weights = None if weights is None else [float(w) for w in weights]
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, float]:
-        sample = self.samples[i]
-        item = self.transform(open_rgb(sample.path)), self.class_to_idx[sample.label]
-        return item if self.weights is None else (*item, self.weights[i])

@@ -79,11 +79,14 @@ def find_duplicates(
     index: dict[Path, FileInfo],
     threshold: int = DEFAULT_THRESHOLD,
     embed_threshold: float = 0.0,
-    cache: Path | None = None,
+    embedder: Callable[[list[Path]], np.ndarray] | None = None,
 ) -> DuplicateReport:
     """Group source images: equal bytes, phash distance <= ``threshold`` bits, and (when
-    ``embed_threshold`` > 0) embedding cosine similarity >= ``embed_threshold``."""
+    ``embed_threshold`` > 0) cosine similarity >= ``embed_threshold`` of the L2-normalised embeddings that
+    ``embedder(paths)`` gives (``maskwatch.train.embeddings.embedder()``: a network, so the training side's)."""
     check_thresholds(threshold, embed_threshold)
+    if embed_threshold > 0 and embedder is None:
+        raise ValueError("embed_threshold > 0 needs an embedder (maskwatch.train.embeddings.embedder())")
     sources = sorted({s.source for s in samples if index.get(s.source) and index[s.source].ok})
     pos = {p: i for i, p in enumerate(sources)}
     n = len(sources)
@@ -102,10 +105,7 @@ def find_duplicates(
         rows.append(r)
         cols.append(c)
     if embed_threshold > 0 and n:
-        from maskwatch.data.embeddings import embed_files
-        from maskwatch.paths import cache_dir
-
-        emb = embed_files(sources, cache or cache_dir(), name=str(sources[0].parent.parent))
+        emb = embedder(sources)  # type: ignore[misc]
         r, c = similar_pairs(emb, embed_threshold)
         rows.append(r)
         cols.append(c)

@@ -6,12 +6,10 @@ paired bootstrap draws the scenes again with replacement, many times, scores *bo
 the difference: its 2.5 and 97.5 percentiles are the 95% interval of the change. Scenes, not faces, are the unit
 drawn, because faces of one photo share its light, camera and crowd.
 
-Thousands of draws need a fast AP: ``ap50`` computes COCO's AP at IoU 0.5 over all areas as pycocotools does (per
-image and class: detections by score, at most 100, each taking the unmatched ground truth of highest IoU >= 0.5,
-``detection.match_faces``; then across images by score, precision made monotone and read at 101 recall points),
-scored as ``detection.detection_metrics`` scores (every face once per class, ``det_score * probs[c]``, none where
-that is NaN) and read at the recall points torchmetrics gives pycocotools; the tests check it against
-torchmetrics/pycocotools.
+Thousands of draws need a fast AP: each scene's detections are matched once per class (``evaluate.ap.match``,
+pycocotools' rule, scored as ``detection.detection_metrics`` scores: every face once per class,
+``det_score * probs[c]``, none where that is NaN), and a draw only accumulates them again
+(``evaluate.ap.average_precision``), so ``ap50`` equals ``detection_metrics``' AP50 exactly.
 """
 
 from __future__ import annotations
@@ -19,41 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from maskwatch.evaluate.detection import GroundTruth, Prediction, match_faces
-
-# torchmetrics hands pycocotools its recall points as float32 (torch.linspace), not pycocotools' float64 ones; where a
-# recall lands exactly on one (7 of 10 faces: 0.7) that decides which precision is read. Same points as the tables.
-_RECALL_POINTS = np.array(torch.linspace(0.0, 1.0, 101).tolist(), dtype=np.float64)
-_MAX_DETS = 100
-
-
-def _match(gt_boxes: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """One image and class: (scores sorted and cut to 100, True where that detection matched), by the face matching
-    of ``detection.match_faces`` (pycocotools' rule; where two faces overlap a detection exactly equally, it takes
-    the first, pycocotools the last)."""
-    order = np.argsort(-scores, kind="mergesort")[:_MAX_DETS]
-    scores = scores[order]
-    return scores, match_faces(gt_boxes, boxes[order], scores, iou) >= 0
-
-
-def _average_precision(scores: list[np.ndarray], hits: list[np.ndarray], n_gt: int) -> float | None:
-    if n_gt == 0:
-        return None
-    s = np.concatenate(scores) if scores else np.zeros(0)
-    h = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
-    if len(s) == 0:
-        return 0.0
-    order = np.argsort(-s, kind="mergesort")
-    tp = np.cumsum(h[order]).astype(np.float64)
-    fp = np.cumsum(~h[order]).astype(np.float64)
-    recall = tp / n_gt
-    precision = tp / (tp + fp + np.spacing(1))
-    precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone, from the right
-    at = np.searchsorted(recall, _RECALL_POINTS, side="left")
-    q = np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0)
-    return float(q.mean())
+from maskwatch.evaluate import ap as coco
+from maskwatch.evaluate.detection import GroundTruth, Prediction, _scored
 
 
 class _Scored:
@@ -64,39 +30,23 @@ class _Scored:
         if [g.image_id for g in gts] != [p.image_id for p in preds]:
             raise ValueError("ground truth and predictions must list the same scenes in the same order")
         self.classes = list(classes)
-        k = len(self.classes)
-        self.scores: list[list[np.ndarray]] = []  # [scene][class]
-        self.hits: list[list[np.ndarray]] = []
-        self.n_gt = np.zeros((len(gts), k), dtype=np.int64)
-        for i, (g, p) in enumerate(zip(gts, preds, strict=True)):
+        # [scene][class]: the detections matched once; a draw of scenes only gathers them again
+        self.matched: list[list[coco.Matched]] = []
+        for g, p in zip(gts, preds, strict=True):
             gt_boxes = np.asarray(g.boxes, dtype=np.float64).reshape(-1, 4)
-            boxes = np.asarray(p.boxes, dtype=np.float64).reshape(-1, 4)
-            det = np.asarray(p.det_scores, dtype=np.float32)
-            probs = np.asarray(p.probs, dtype=np.float32).reshape(-1, k)
-            row_s, row_h = [], []
-            for c, name in enumerate(self.classes):
-                mine = np.array([label == name for label in g.labels], dtype=bool)
-                self.n_gt[i, c] = int(mine.sum())
-                score = det * probs[:, c]
-                given = ~np.isnan(score)  # as detection_metrics: NaN, a class the model does not know
-                s, h = _match(gt_boxes[mine], boxes[given], score[given], 0.5)
-                row_s.append(s)
-                row_h.append(h)
-            self.scores.append(row_s)
-            self.hits.append(row_h)
+            row = []
+            for name, (boxes, scores) in zip(self.classes, _scored(p, self.classes, top1=False), strict=True):
+                row.append(coco.match(gt_boxes[[label == name for label in g.labels]], boxes, scores))
+            self.matched.append(row)
 
     def ap(self, scenes: Sequence[int] | np.ndarray) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for c, name in enumerate(self.classes):
-            out[name] = _average_precision(
-                [self.scores[i][c] for i in scenes], [self.hits[i][c] for i in scenes], int(self.n_gt[scenes, c].sum())
-            )
-        return out
+        return {
+            name: coco.average_precision([self.matched[i][c] for i in scenes]) for c, name in enumerate(self.classes)
+        }
 
 
 def _with_mean(ap: dict[str, float | None]) -> dict[str, float | None]:
-    present = [v for v in ap.values() if v is not None]
-    return {"map50": float(np.mean(present)) if present else None, **ap}
+    return {"map50": coco.mean_ap(ap), **ap}
 
 
 def ap50(gts: Sequence[GroundTruth], preds: Sequence[Prediction], classes: Sequence[str]) -> dict[str, float | None]:

@@ -5,20 +5,21 @@ Choices, in one place:
 - Boxes are ``[x1, y1, x2, y2]`` in continuous pixels; IoU uses ``w = x2 - x1`` (no VOC "+1"), as COCO does.
 - Face matching (class-agnostic) is the COCO/VOC greedy rule, per image: predictions by ``det_score``
   descending, each taking the unmatched ground truth with the highest IoU >= the threshold.
-- ``map50``/``ap50`` come from torchmetrics' ``MeanAveragePrecision`` (pycocotools backend, 101-point
-  interpolation). Every detected face enters once per class with score ``det_score * probs[c]``, the usual
+- ``map50``/``ap50`` are COCO's AP at IoU 0.5 as pycocotools computes it through torchmetrics'
+  ``MeanAveragePrecision`` (101-point interpolation), in numpy (``evaluate.ap``; the tests check it against
+  torchmetrics). Every detected face enters once per class with score ``det_score * probs[c]``, the usual
   detect-then-classify scoring, so AP sees the whole ranking (boxes scored 0 are kept: COCO ranks them last,
   they still count; a NaN probability, for a class the classifier does not have, enters no box).
   ``map50_top1`` enters each face once, as its predicted label with score ``det_score * score``. Label metrics
   use ``Prediction.labels``.
-- A class with no ground-truth face has no AP: torchmetrics reports -1, here ``None``; the mean is over the
+- A class with no ground-truth face has no AP: pycocotools reports -1, here ``None``; the mean is over the
   classes that have ground truth (what torchmetrics does).
 - Rates with an empty denominator (precision without predictions, recall without ground truth, accuracy
   without matched faces) are ``None``, never 0.
 - Size of a box: ``sqrt(w * h)`` in pixels, bins ``[lo, hi)``; default small < 32, medium 32-96, large >= 96.
   Recall and label accuracy go by the ground-truth face's size; for precision a matched prediction counts in
   its ground truth's bin, an unmatched one in the bin of its own size.
-- AP by size uses torchmetrics' own COCO area ranges (area = w*h: small <= 32², medium 32²-96², large > 96²;
+- AP by size uses COCO's area ranges as torchmetrics sets them (area = w*h: small <= 32², medium 32²-96², large > 96²;
   COCO ignores ground truth outside the range and unmatched detections outside it). It is reported for a bin
   only when the bin's range is one of those three (true for the default bins), else ``None``. COCO's ranges
   are closed, so a face of exactly 32x32 or 96x96 counts in both neighbouring areas there.
@@ -28,14 +29,13 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from maskwatch.evaluate import ap
 from maskwatch.labels import MASK_WORN_INCORRECTLY, WITH_MASK, label_color
 
 IOU_THRESHOLDS: dict[str, float] = {"iou50": 0.5, "iou30": 0.3}
@@ -44,12 +44,8 @@ DEFAULT_SIZE_BINS: dict[str, tuple[float, float]] = {
     "medium": (32.0, 96.0),
     "large": (96.0, math.inf),
 }
-# torchmetrics/COCO area ranges (index into the area axis of the precision array) by sqrt-size range
-_COCO_AREAS: dict[tuple[float, float], tuple[str, int]] = {
-    (0.0, 32.0): ("small", 1),
-    (32.0, 96.0): ("medium", 2),
-    (96.0, math.inf): ("large", 3),
-}
+# the COCO area range (evaluate.ap.AREA_RANGES) that equals a sqrt-size bin
+_COCO_AREAS: dict[tuple[float, float], str] = {(0.0, 32.0): "small", (32.0, 96.0): "medium", (96.0, math.inf): "large"}
 MASKED: frozenset[str] = frozenset({WITH_MASK, MASK_WORN_INCORRECTLY})
 
 log = logging.getLogger(__name__)
@@ -181,74 +177,43 @@ def _label_stats(pairs: list[tuple[int, int]], classes: Sequence[str]) -> dict:
     }
 
 
-def _ap_value(x: float) -> float | None:
-    return None if x < 0 or math.isnan(x) else float(x)
+def _scored(p: Prediction, classes: Sequence[str], top1: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class, the (boxes, scores) that enter AP: every face once per class scored ``det_score * probs[c]``
+    (none where that is NaN), or with ``top1`` each face once, as its label, scored ``det_score * score``."""
+    boxes = np.asarray(p.boxes, dtype=np.float32).reshape(-1, 4)
+    det = np.asarray(p.det_scores, dtype=np.float32)
+    out = []
+    for c, name in enumerate(classes):
+        if top1:
+            mine = np.array([label == name for label in p.labels], dtype=bool)
+            out.append((boxes[mine], (det * np.asarray(p.scores, dtype=np.float32))[mine]))
+        else:
+            score = det * np.asarray(p.probs, dtype=np.float32).reshape(-1, len(classes))[:, c]
+            given = ~np.isnan(score)  # NaN: a class the model does not know, so no detection of it
+            out.append((boxes[given], score[given]))
+    return out
 
 
 def _map50(
     gts: Sequence[GroundTruth], preds: Sequence[Prediction], classes: Sequence[str], *, top1: bool
 ) -> tuple[float | None, dict[str, float | None], dict[str, tuple[float | None, dict[str, float | None]]]]:
-    """(mAP50, {class: AP50}, {coco area: (mAP50, {class: AP50})}) from torchmetrics."""
-    from torchmetrics.detection import MeanAveragePrecision
-
-    index = {c: i for i, c in enumerate(classes)}
-    target, detections = [], []
-    most = 0
-    for g, p in zip(gts, preds, strict=True):
-        target.append(
-            {
-                "boxes": torch.as_tensor(np.asarray(g.boxes, dtype=np.float32).reshape(-1, 4)),
-                "labels": torch.as_tensor([index[x] for x in g.labels], dtype=torch.long),
-            }
-        )
-        boxes = np.asarray(p.boxes, dtype=np.float32).reshape(-1, 4)
-        det = np.asarray(p.det_scores, dtype=np.float32)
-        if top1:
-            labels = np.array([index[x] for x in p.labels], dtype=np.int64)
-            scores = det * np.asarray(p.scores, dtype=np.float32)
-        else:  # every face once per class, scored det_score * probs[c]
-            k = len(classes)
-            labels = np.tile(np.arange(k, dtype=np.int64), len(boxes))
-            scores = (det[:, None] * np.asarray(p.probs, dtype=np.float32).reshape(-1, k)).reshape(-1)
-            boxes = np.repeat(boxes, k, axis=0)
-            given = ~np.isnan(scores)  # NaN: a class the model does not know, so no detection of it
-            labels, scores, boxes = labels[given], scores[given], boxes[given]
-        most = max(most, len(p.boxes))  # detections per image and class: one per face
-        detections.append(
-            {"boxes": torch.as_tensor(boxes), "scores": torch.as_tensor(scores), "labels": torch.as_tensor(labels)}
-        )
-    # COCO keeps the best 100 detections per image and class (its summary is fixed at 100: another value makes
-    # pycocotools report -1). Each class gets one entry per face, so this only truncates images of > 100 faces.
-    if most > 100:
+    """(mAP50, {class: AP50}, {coco area: (mAP50, {class: AP50})}), as pycocotools computes them (``evaluate.ap``)."""
+    most = max((len(p.boxes) for p in preds), default=0)
+    if most > ap.MAX_DETS:  # each class gets one entry per face, so only images of > 100 faces are cut
         log.warning("an image has %d detected faces; AP50 counts its best 100 per class (COCO's rule)", most)
-    metric = MeanAveragePrecision(
-        iou_type="bbox",
-        iou_thresholds=[0.5],
-        class_metrics=True,
-        extended_summary=True,
-        max_detection_thresholds=[1, 10, 100],
-    )
-    metric.warn_on_many_detections = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        metric.update(detections, target)
-        res = metric.compute()
-    present = [int(c) for c in res["classes"].reshape(-1).tolist()]  # classes seen in predictions or ground truth
-    per_class = res["map_per_class"].reshape(-1).tolist() if present else []
-    ap = {c: None for c in classes}
-    for cid, value in zip(present, per_class, strict=True):
-        ap[classes[cid]] = _ap_value(value)
-    by_area: dict[str, tuple[float | None, dict[str, float | None]]] = {}
-    precision = res.get("precision")
-    for name, a in _COCO_AREAS.values():
-        area_ap = {c: None for c in classes}
-        if precision is not None and precision.numel() and present:
-            prec = precision[0, :, :, a, -1].numpy()  # (R, K) with K in the order of `present`
-            for j, cid in enumerate(present):
-                col = prec[:, j]
-                area_ap[classes[cid]] = float(col[col > -1].mean()) if (col > -1).any() else None
-        by_area[name] = (_ap_value(float(res[f"map_{name}"])), area_ap)
-    return _ap_value(float(res["map"])), ap, by_area
+    scored = [_scored(p, classes, top1) for p in preds]
+    gt_of = [
+        [np.asarray(g.boxes, np.float64).reshape(-1, 4)[[x == name for x in g.labels]] for name in classes] for g in gts
+    ]
+    results = {}
+    for area_name, area in ap.AREA_RANGES.items():
+        per_class = {
+            name: ap.average_precision([ap.match(gt_of[i][c], *scored[i][c], area=area) for i in range(len(gts))])
+            for c, name in enumerate(classes)
+        }
+        results[area_name] = (ap.mean_ap(per_class), per_class)
+    overall, per_class = results.pop("all")
+    return overall, per_class, results
 
 
 def detection_metrics(
@@ -299,7 +264,7 @@ def detection_metrics(
     by_size: dict[str, dict] = {}
     for b, (lo, hi) in bins.items():
         coco = _COCO_AREAS.get((float(lo), float(hi)))
-        area_map, area_ap = ap_by_area[coco[0]] if coco else (None, {c: None for c in classes})
+        area_map, area_ap = ap_by_area[coco] if coco else (None, {c: None for c in classes})
         labels = _label_stats(pairs_by_bin[b], classes)
         by_size[b] = {
             "range": [float(lo), None if math.isinf(hi) else float(hi)],
@@ -310,7 +275,7 @@ def detection_metrics(
             "mask_vs_not_accuracy": labels["mask_vs_not_accuracy"],
             "map50": area_map,
             "ap50": area_ap,
-            "ap_area_range": f"coco_{coco[0]}" if coco else None,
+            "ap_area_range": f"coco_{coco}" if coco else None,
         }
 
     gt_per_class = {c: sum(x == c for g in gts for x in g.labels) for c in classes}

@@ -1,5 +1,5 @@
-"""Choosing and loading a face classifier: the shipped default ONNX model, an exported ``.onnx`` file, or a
-training checkpoint / run folder (PyTorch, or exported to ONNX on the fly); and classifying image files."""
+"""Choosing and loading a face classifier for inference: the shipped default ONNX model or an exported ``.onnx``
+file (training checkpoints are the training side's: ``train/predict.py``); and classifying image files."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from maskwatch.errors import MaskwatchError
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_FILE = ASSETS / "mask-classifier.onnx"
 MODEL_CARD = ASSETS / "MODEL_CARD.md"
-BACKENDS = ("auto", "onnx", "torch")
 
 
 class FaceClassifier(Protocol):
@@ -27,73 +26,51 @@ class FaceClassifier(Protocol):
     def predict_images(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray: ...
 
 
+def model_spec(model: str | Path | None) -> tuple[Path, str | None]:
+    """Where ``--model`` points: (path, the environment variable it came from or None). None, "" and "default" mean
+    ``$MASKWATCH_MODEL`` when set, else the model shipped inside the package."""
+    if model not in (None, "", "default"):
+        return Path(model).expanduser(), None
+    env = os.environ.get("MASKWATCH_MODEL")
+    if env:
+        return Path(env).expanduser(), "$MASKWATCH_MODEL"
+    return DEFAULT_MODEL_FILE, None
+
+
 def default_model_path() -> Path:
     """``$MASKWATCH_MODEL`` when set, else the model shipped inside the package."""
-    env = os.environ.get("MASKWATCH_MODEL")
-    return Path(env).expanduser() if env else DEFAULT_MODEL_FILE
+    return model_spec(None)[0]
 
 
-def load_classifier(model: str | Path | None = None, *, backend: str = "auto", device: str = "auto") -> FaceClassifier:
-    """``model``: None (the default model), an ``.onnx`` file, or a checkpoint ``.pt`` / run folder.
-
-    backend ``auto`` runs ONNX files with onnxruntime and checkpoints with PyTorch; ``onnx`` exports a checkpoint
-    to ONNX first (cached beside maskwatch's other caches); ``torch`` needs a checkpoint.
-    """
-    if backend not in BACKENDS:
-        raise MaskwatchError(f"--backend must be one of {', '.join(BACKENDS)}")
-    env = os.environ.get("MASKWATCH_MODEL") if model in (None, "", "default") else None
-    if env:  # $MASKWATCH_MODEL stands for --model: the same files and folders, and errors that name it
-        path = Path(env).expanduser()
-        if not path.exists():
-            raise MaskwatchError(
-                f"$MASKWATCH_MODEL={env}: not found (give an .onnx file, a checkpoint .pt or a run folder,"
-                " or unset it for the shipped model)"
-            )
-        try:
-            return _load(path, backend, device)
-        except MaskwatchError as exc:
-            raise MaskwatchError(f"$MASKWATCH_MODEL={env}: {exc}") from None
-    if model in (None, "", "default"):
-        if not DEFAULT_MODEL_FILE.is_file():
-            raise MaskwatchError(
-                f"the default model is missing: {DEFAULT_MODEL_FILE} (reinstall maskwatch or pass --model)"
-            )
-        return _load(DEFAULT_MODEL_FILE, backend, device)
-    return _load(Path(model).expanduser(), backend, device)
+def is_onnx(path: Path) -> bool:
+    return path.suffix.lower() == ".onnx"
 
 
-def _load(path: Path, backend: str, device: str) -> FaceClassifier:
-    """``load_classifier`` for a path given (by --model or $MASKWATCH_MODEL) or the shipped model."""
+def load_classifier(model: str | Path | None = None) -> FaceClassifier:
+    """An ONNX classifier: ``model`` is None (``$MASKWATCH_MODEL``, else the shipped model) or an ``.onnx`` file.
+
+    Training checkpoints (``.pt``, run folders) need PyTorch: the command line loads them through the training
+    side (``maskwatch.train.predict.checkpoint_classifier``); here they are refused in one line."""
+    path, env = model_spec(model)
+    where = f"{env}={path}: " if env else ""
     if not path.exists():
-        raise MaskwatchError(f"model not found: {path} (give an .onnx file, a checkpoint .pt or a run folder)")
+        if path == DEFAULT_MODEL_FILE:
+            raise MaskwatchError(f"the default model is missing: {path} (reinstall maskwatch or pass --model)")
+        hint = "or unset it for the shipped model" if env else "(give an .onnx file, a checkpoint .pt or a run folder)"
+        raise MaskwatchError(f"{where}model not found: {path} {hint}")
+    if not is_onnx(path):
+        raise MaskwatchError(
+            f"{where}{path} is a training checkpoint, not an .onnx file: export it (`maskwatch export {path}`) or run"
+            " it from the command line, which loads checkpoints with PyTorch"
+        )
     from maskwatch.runtime.onnx import OnnxClassifier
 
-    if path.suffix.lower() == ".onnx":
-        if backend == "torch":
-            raise MaskwatchError(f"{path} is an ONNX model: --backend torch needs a checkpoint (.pt) or run folder")
+    try:
         return OnnxClassifier(path)
-    if backend == "onnx":
-        return OnnxClassifier(_exported(path))
-    from maskwatch.runtime.predict import Classifier
-
-    return Classifier.load(path, device)
-
-
-def _exported(model: Path) -> Path:
-    """The checkpoint exported to ONNX, cached by the checkpoint's size and modification time."""
-    import hashlib
-
-    from maskwatch.data.index import file_stamp
-    from maskwatch.paths import cache_dir
-    from maskwatch.runtime.checkpoint import resolve_model_path
-    from maskwatch.runtime.onnx import export_onnx
-
-    ckpt = resolve_model_path(model)
-    key = hashlib.sha1(f"{ckpt.resolve()}|{file_stamp(ckpt)}".encode()).hexdigest()[:16]
-    out = cache_dir() / "onnx" / f"{ckpt.stem}-{key}.onnx"
-    if not out.is_file():
-        export_onnx(ckpt, out)
-    return out
+    except MaskwatchError as exc:
+        if env:
+            raise MaskwatchError(f"{where}{exc}") from None
+        raise
 
 
 def describe(classifier: FaceClassifier) -> dict[str, Any]:

@@ -72,7 +72,11 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
         )
         check_output_path("--db", db, folder=False)
         check_output_path("--store-images", store_images)
-        web = create_app(settings)
+        from maskwatch.cli import load_model_option
+        from maskwatch.detect.pipeline import load_pipeline
+
+        pipeline = load_pipeline(config=settings.detector, classifier=load_model_option(model))
+        web = create_app(settings, pipeline=pipeline)
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         console.print(f"maskwatch serving on http://{shown}:{port}  (API docs /docs, log {db}; Ctrl+C stops)")
         if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:

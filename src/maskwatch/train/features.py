@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 
-from maskwatch.data.dataset import ImageDataset, Sample
+from maskwatch.data.dataset import Sample
 from maskwatch.data.index import file_stamp
-from maskwatch.data.loader import QuietLoader
 from maskwatch.io import save_torch
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
+from maskwatch.train.dataset import ImageDataset
+from maskwatch.train.loader import QuietLoader
 
 FEATURES_VERSION = 2
 

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from maskwatch.errors import MaskwatchError
-from maskwatch.evaluate.calibration import temperature_scaling
 from maskwatch.io import write_json
 from maskwatch.models import MaskNet, create_model
 from maskwatch.progress import info
-from maskwatch.runtime.checkpoint import read_checkpoint, resolve_model_path, save_checkpoint
-from maskwatch.runtime.predict import predict_samples
+from maskwatch.train.calibration import temperature_scaling
+from maskwatch.train.checkpoint import read_checkpoint, resolve_model_path, save_checkpoint
+from maskwatch.train.predict import predict_samples
 
 
 def interpolate_states(

@@ -25,12 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskwatch.data.dataset import DataBundle, ImageDataset, Sample, load_data
+from maskwatch.data.dataset import DataBundle, Sample, load_data
 from maskwatch.data.duplicates import find_duplicates, sample_groups
-from maskwatch.data.loader import QuietLoader
 from maskwatch.data.split import load_split, make_split, save_split
 from maskwatch.errors import MaskwatchError
-from maskwatch.evaluate.calibration import temperature_scaling
 from maskwatch.evaluate.metrics import classification_metrics
 from maskwatch.evaluate.plots import plot_curves
 from maskwatch.evaluate.report import write_problems, write_report
@@ -38,11 +36,15 @@ from maskwatch.io import atomic_path, read_json, write_json
 from maskwatch.models import MaskNet, create_model
 from maskwatch.paths import cache_dir
 from maskwatch.progress import info, make_progress
-from maskwatch.runtime.checkpoint import read_checkpoint, resolve_model_path, save_checkpoint
-from maskwatch.runtime.predict import default_workers, pick_device, predict_batches
 from maskwatch.train.augment import PRESETS_VERSION, eval_transform, train_transform
+from maskwatch.train.calibration import temperature_scaling
+from maskwatch.train.checkpoint import read_checkpoint, resolve_model_path, save_checkpoint
 from maskwatch.train.config import TrainConfig
+from maskwatch.train.dataset import ImageDataset
+from maskwatch.train.embeddings import embedder
 from maskwatch.train.features import cached_features, compute_features, feature_key
+from maskwatch.train.loader import QuietLoader
+from maskwatch.train.predict import default_workers, pick_device, predict_batches
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -212,7 +214,7 @@ class _Run:
                 self.bundle.index,
                 cfg.dup_threshold,
                 embed_threshold=cfg.dup_embed,
-                cache=self.cache,
+                embedder=embedder(self.cache) if cfg.dup_embed else None,
             )
             groups = sample_groups(self.bundle.samples, report)
             self.split = make_split(

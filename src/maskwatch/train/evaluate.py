@@ -13,8 +13,8 @@ from maskwatch.data.split import SPLITS, load_split, split_rows
 from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.report import write_problems, write_report
 from maskwatch.progress import info
-from maskwatch.runtime.checkpoint import load_model, resolve_model_path
-from maskwatch.runtime.predict import predict_samples
+from maskwatch.train.checkpoint import load_model, resolve_model_path
+from maskwatch.train.predict import predict_samples
 
 
 def saved_split_of(model: str | Path) -> Path | None:

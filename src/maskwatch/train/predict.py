@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from maskwatch.data.dataset import ImageDataset, Sample
-from maskwatch.data.loader import QuietLoader
+from maskwatch.data.dataset import Sample
 from maskwatch.errors import MaskwatchError
 from maskwatch.models import MaskNet
 from maskwatch.progress import track
 from maskwatch.train.augment import eval_transform
+from maskwatch.train.dataset import ImageDataset
+from maskwatch.train.loader import QuietLoader
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -109,7 +110,7 @@ class Classifier:
 
     @classmethod
     def load(cls, model: str | Path, device: str = "auto") -> Classifier:
-        from maskwatch.runtime.checkpoint import load_model
+        from maskwatch.train.checkpoint import load_model
 
         net, meta = load_model(model)
         return cls(net, meta["labels"], device)
@@ -124,3 +125,14 @@ class Classifier:
 
     def describe(self) -> dict:
         return {"backend": self.backend, "model": self.model.spec.name, "labels": self.labels}
+
+
+def checkpoint_classifier(model: str | Path, backend: str = "auto", device: str = "auto"):
+    """A face classifier for a training checkpoint or run folder: PyTorch (``backend`` auto or torch), or exported
+    to ONNX once and run with onnxruntime (``onnx``)."""
+    if backend == "onnx":
+        from maskwatch.runtime.onnx import OnnxClassifier
+        from maskwatch.train.export import exported_onnx
+
+        return OnnxClassifier(exported_onnx(model))
+    return Classifier.load(model, device)

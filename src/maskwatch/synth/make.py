@@ -2,7 +2,7 @@
 
 Every ``without_mask`` face of the given data sets (class folders, or the face crops of a VOC scene set) is run
 through maskwatch's own face detector for its box and 5 landmarks; then ``per_face`` variants are drawn
-(``data/synth_draw.py``): a mask worn correctly (``with_mask``), worn incorrectly (under the nose, on the chin,
+(``synth/draw.py``): a mask worn correctly (``with_mask``), worn incorrectly (under the nose, on the chin,
 slipped to one side: ``mask_worn_incorrectly``) or, as hard negatives, something that is not a mask over the
 mouth (``without_mask``). With ``donors``, masks are instead moved from real photos of people wearing them
 (``draw_transplant``). Output: class folders, ``manifest.csv`` (file, label, source, style, placement, colour,
@@ -25,19 +25,13 @@ from PIL import Image
 
 from maskwatch.data.dataset import Sample, load_data
 from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.data.synthetic import MANIFEST, MANIFEST_COLUMNS, MARKER, REPORT
 from maskwatch.detect.reframe import find_face
 from maskwatch.errors import MaskwatchError
 from maskwatch.io import atomic_path, write_json, write_text
 from maskwatch.labels import MASK_WORN_INCORRECTLY, WITH_MASK, WITHOUT_MASK
 from maskwatch.progress import track
 
-MANIFEST = "manifest.csv"
-MARKER = "SYNTHETIC"
-REPORT = "report.json"
-SET_FILES = (MANIFEST, MARKER, REPORT)  # what synthesize writes at the top of its set, beside the class folders
-MANIFEST_COLUMNS = (
-    "file", "label", "source", "source_id", "kind", "style", "placement", "color", "pattern", "donor", "seed",
-)  # fmt: skip
 MIN_FACE = 24  # faces smaller than this (pixels) are too coarse to draw on
 
 
@@ -89,7 +83,7 @@ def synthesize(
     ``donors``: data sets whose ``with_mask`` faces lend their real masks (``draw_transplant``): each mask is cut
     from a donor with probability ``donor_share`` and drawn procedurally otherwise. Donor images are not grouped
     with the synthetic ones: give donors from the training part only (or sets kept out of every test)."""
-    from maskwatch.data.synth_draw import (
+    from maskwatch.synth.draw import (
         MIXES,
         OCCLUDERS,
         PALETTE,
@@ -289,17 +283,3 @@ class _Donors:
                 return donor
             self.candidates.pop(at)
         return None
-
-
-def read_manifest_sources(root: Path) -> dict[Path, Path]:
-    """{synthetic image path: its source image path} from a synthetic set's manifest (empty when there is none)."""
-    root = Path(root).resolve()  # the loader resolves image paths: keys must match them however the set was named
-    path = root / MANIFEST
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        return {
-            (root / row["file"]).resolve(): Path(row["source"]).resolve()
-            for row in csv.DictReader(fh)
-            if row.get("source")
-        }

@@ -36,7 +36,15 @@ def inspect_data(
     ``duplicates.png`` into ``out_dir``; the report's ``pictures`` names the pictures written."""
     check_thresholds(threshold, embed_threshold)  # before the (long) loading and hashing
     bundle = load_data(roots, margin=margin, min_box=min_box)
-    dup = find_duplicates(bundle.samples, bundle.index, threshold, embed_threshold=embed_threshold)
+    from maskwatch.train.embeddings import embedder
+
+    dup = find_duplicates(
+        bundle.samples,
+        bundle.index,
+        threshold,
+        embed_threshold=embed_threshold,
+        embedder=embedder() if embed_threshold else None,
+    )
     label_of: dict[Path, str] = {}
     for s in bundle.samples:
         label_of.setdefault(s.source, s.label)

@@ -11,6 +11,7 @@ Embeddings are cached per file (path, size, modification time).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,17 @@ EMBED_VERSION = 1
 
 
 @torch.inference_mode()
+def embedder(cache_root: Path | None = None) -> Callable[[list[Path]], np.ndarray]:
+    """``data.duplicates.find_duplicates``' embedder: ``embed_files`` with the cache (default: maskwatch's) and a
+    cache name from the files' data set folder."""
+    from maskwatch.paths import cache_dir
+
+    def embed(paths: list[Path]) -> np.ndarray:
+        return embed_files(paths, cache_root or cache_dir(), name=str(paths[0].parent.parent))
+
+    return embed
+
+
 def embed_files(paths: list[Path], cache_root: Path, name: str = "files", batch_size: int = 64) -> np.ndarray:
     """L2-normalised embeddings, one row per path (zeros for unreadable files)."""
     from maskwatch.models import create_model
