@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 from PIL import Image
 
 from maskwatch.detect.pipeline import FrameResult, Pipeline
@@ -22,12 +21,14 @@ router = APIRouter(prefix=API)
 @router.post(
     "/detect",
     response_model=DetectOut,
+    response_model_exclude_unset=True,  # no "landmarks": null when they were not asked for, as in to_json()
     responses={**ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "faces (or the annotated JPEG)"}},
     openapi_extra=IMAGE_BODY,
     summary="Find the faces in one image and label each",
 )
 async def detect(
     request: Request,
+    response: Response,
     state: StateDep,
     pipeline: PipelineDep,
     annotate: Annotated[bool, Query(description="return the annotated JPEG instead of JSON")] = False,
@@ -48,7 +49,8 @@ async def detect(
     headers = {"X-Faces": str(len(result.faces)), "X-Event-Id": str(event_id)}
     if jpeg is not None:
         return Response(jpeg, media_type="image/jpeg", headers=headers)
-    return JSONResponse(result.to_json(landmarks=landmarks), headers=headers)
+    response.headers.update(headers)
+    return result.to_json(landmarks=landmarks)  # checked against DetectOut by FastAPI on the way out
 
 
 def _annotated_jpeg(pipeline: Pipeline, image: np.ndarray, result: FrameResult) -> bytes:
