@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import cv2
 import numpy as np
 
 from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb, to_rgb8
@@ -36,7 +36,8 @@ KINDS = ("image", "video", "webcam", "stream")
 MAX_FILE_FAILURES = 5  # consecutive failed reads tolerated inside a video file before it counts as ended
 MAX_CAMERA_FAILURES = 10  # consecutive failed reads from a webcam before giving up
 CAMERA_RETRY_DELAY = 0.05  # seconds between those webcam reads
-STREAM_TIMEOUT_MS = 10_000  # open/read timeout for network streams
+STREAM_TIMEOUT = 10.0  # seconds to open a network stream, and to wait for its next packet
+PROP_FPS, PROP_FRAME_COUNT = "fps", "frames"  # what Capture.get is asked
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
@@ -75,12 +76,96 @@ class Input:
 
 
 class Capture(Protocol):
-    """The part of ``cv2.VideoCapture`` that is used (``grab`` is used too when present)."""
+    """An opened video, stream or camera, read frame by frame (``AvCapture``; tests pass fakes). ``read`` gives
+    (True, an RGB or RGBA array of any depth) or (False, None); ``grab`` (used when present) skips a frame without
+    converting it; ``get(PROP_FPS | PROP_FRAME_COUNT)`` answers 0 when unknown. The names are OpenCV's
+    ``VideoCapture``'s, whose part this is."""
 
-    def isOpened(self) -> bool: ...  # OpenCV's name
+    def isOpened(self) -> bool: ...
     def read(self) -> tuple[bool, Any]: ...
-    def get(self, prop: int) -> float: ...
+    def get(self, prop: str) -> float: ...
     def release(self) -> None: ...
+
+
+class AvCapture:
+    """A ``Capture`` on PyAV (FFmpeg): files, network streams (RTSP over TCP; ``timeout`` seconds to open and between
+    packets, so a frozen camera ends the read instead of blocking it for ever) and webcams (``format`` v4l2 or
+    avfoundation). A packet that does not decode is one failed ``read``; the next read goes on after it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        import av
+
+        self._av = av
+        self.container: Any = None
+        self.error: str | None = None
+        try:
+            self.container = av.open(url, format=format, options=options or {}, timeout=timeout)
+            self.stream = self.container.streams.video[0]
+        except (av.FFmpegError, OSError, IndexError, ValueError) as exc:
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.release()
+            return
+        self.stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the camera
+        self._frames = self._decode()
+
+    def _decode(self) -> Iterator[Any]:
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except self._av.FFmpegError:
+                yield None  # a broken packet: one failed read
+                continue
+            yield from frames
+
+    def isOpened(self) -> bool:
+        return self.container is not None
+
+    def _next(self) -> Any:
+        if self.container is None:
+            return None
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except (self._av.FFmpegError, OSError) as exc:  # a lost connection, a read timeout
+            logger.debug("read failed: %s", exc)
+            self.release()
+            return None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        frame = self._next()
+        return (False, None) if frame is None else (True, frame.to_ndarray(format="rgb24"))
+
+    def grab(self) -> bool:
+        return self._next() is not None
+
+    def get(self, prop: str) -> float:
+        if self.container is None:
+            return 0.0
+        if prop == PROP_FPS:
+            rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+            return float(rate) if rate else 0.0
+        if prop == PROP_FRAME_COUNT:
+            if self.stream.frames:
+                return float(self.stream.frames)
+            # fragmented MP4 (what maskwatch writes) and many containers give no count: duration x rate
+            seconds = self.stream.duration * self.stream.time_base if self.stream.duration else None
+            if seconds is None and self.container.duration:
+                seconds = self.container.duration / 1_000_000  # av.time_base
+            return float(round(seconds * self.get(PROP_FPS))) if seconds else 0.0
+        return 0.0
+
+    def release(self) -> None:
+        if self.container is not None:
+            container, self.container = self.container, None
+            container.close()
 
 
 CaptureFactory = Callable[[Input], Capture]
@@ -210,7 +295,7 @@ def iter_frames(
 
     Problems are yielded as a ``SourceError`` (then the iteration ends) rather than raised. A lost stream is
     reopened up to ``reconnect`` times in a row, ``reconnect_delay`` seconds apart; frame indices keep counting.
-    ``capture_factory`` replaces ``cv2.VideoCapture`` (tests).
+    ``capture_factory`` replaces ``AvCapture`` (tests).
     """
     if every < 1:
         raise MaskwatchError(f"every must be at least 1 (got {every})")
@@ -244,21 +329,25 @@ def _read_image(inp: Input) -> Frame | SourceError:
 
 def _default_capture(inp: Input) -> Capture:
     if inp.kind == "webcam":
-        return cv2.VideoCapture(int(inp.location))
+        if sys.platform == "darwin":
+            return AvCapture(inp.location, format="avfoundation")
+        return AvCapture(f"/dev/video{int(inp.location)}", format="v4l2")
     if inp.kind == "stream":
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
-        return cv2.VideoCapture(inp.location, cv2.CAP_FFMPEG, params)
-    return cv2.VideoCapture(inp.location)
+        scheme = inp.location.split(":", 1)[0].lower()
+        options = {"rtsp_transport": "tcp"} if scheme in ("rtsp", "rtsps") else {}
+        return AvCapture(inp.location, options=options, timeout=STREAM_TIMEOUT)
+    return AvCapture(inp.location)
 
 
 def _open(factory: CaptureFactory, inp: Input) -> Capture | None:
     try:
         cap = factory(inp)
-    except (cv2.error, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         logger.debug("%s: opening failed: %s", inp.name(), exc)
         return None
     if cap.isOpened():
         return cap
+    logger.debug("%s: opening failed: %s", inp.name(), getattr(cap, "error", None))
     cap.release()
     return None
 
@@ -354,19 +443,19 @@ def _read(cap: Capture, wanted: bool) -> tuple[bool, np.ndarray | None]:
         if not wanted and hasattr(cap, "grab"):
             return bool(cap.grab()), None
         ok, frame = cap.read()
-    except (cv2.error, OSError) as exc:
+    except OSError as exc:
         logger.debug("read failed: %s", exc)
         return False, None
     if not ok or frame is None:
         return False, None
-    return True, to_rgb8(np.asarray(frame), bgr=True) if wanted else None
+    return True, to_rgb8(np.asarray(frame)) if wanted else None
 
 
 def _fps(cap: Capture) -> float | None:
-    value = float(cap.get(cv2.CAP_PROP_FPS))
+    value = float(cap.get(PROP_FPS))
     return value if math.isfinite(value) and 0 < value <= 1000 else None
 
 
 def _frame_count(cap: Capture) -> int:
-    value = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    value = float(cap.get(PROP_FRAME_COUNT))
     return int(value) if math.isfinite(value) and value > 0 else 0

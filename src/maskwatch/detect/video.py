@@ -10,8 +10,8 @@ from types import TracebackType
 from typing import Any
 
 import av
-import cv2
 import numpy as np
+from PIL import Image
 
 from maskwatch.errors import MaskwatchError
 
@@ -86,7 +86,7 @@ class VideoWriter:
         assert self._size is not None
         if (width, height) != self._size:
             shrink = width * height > self._size[0] * self._size[1]
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            image = np.asarray(Image.fromarray(image).resize(self._size, Image.BOX if shrink else Image.BILINEAR))
         image = _pad_even(image)
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         video_frame.pts = self._frames
