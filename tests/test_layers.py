@@ -45,7 +45,7 @@ MODULES = {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
 
 
 def _part(module: str) -> str:
-    """The top-level piece a module belongs to: ``maskwatch.detect.run`` -> ``detect``, ``maskwatch`` -> ``__init__``."""
+    """The top-level piece of a module: ``maskwatch.detect.run`` -> ``detect``, ``maskwatch`` -> ``__init__``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 

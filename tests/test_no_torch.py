@@ -37,7 +37,8 @@ BLOCKER = textwrap.dedent(
 
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in self.names:
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked: the light install has no {name})", name=name)
+                why = f"No module named {name!r} (blocked: the light install has no {name})"
+                raise ModuleNotFoundError(why, name=name)
             return None
 
     sys.meta_path.insert(0, _Blocked({blocked!r}))

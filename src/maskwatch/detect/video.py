@@ -11,8 +11,8 @@ from typing import Any
 
 import av
 import numpy as np
-from PIL import Image
 
+from maskwatch.data.images import resize_rgb
 from maskwatch.errors import MaskwatchError
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ class VideoWriter:
             self._open(width, height)
         assert self._size is not None
         if (width, height) != self._size:
-            shrink = width * height > self._size[0] * self._size[1]
-            image = np.asarray(Image.fromarray(image).resize(self._size, Image.BOX if shrink else Image.BILINEAR))
+            image = resize_rgb(image, self._size)
         image = _pad_even(image)
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         video_frame.pts = self._frames

@@ -1,4 +1,6 @@
-"""Training: configuration, augmentation presets, feature cache for frozen backbones, the trainer."""
+"""Training (needs PyTorch): configuration, augmentation presets, the torch dataset and loader, feature cache for
+frozen backbones, the trainer, checkpoints, prediction, calibration, export to ONNX, `maskwatch evaluate`,
+weight interpolation, embeddings for near-duplicates and `data inspect`."""
 
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ EMBED_SIZE = 128
 EMBED_VERSION = 1
 
 
-@torch.inference_mode()
 def embedder(cache_root: Path | None = None) -> Callable[[list[Path]], np.ndarray]:
     """``data.duplicates.find_duplicates``' embedder: ``embed_files`` with the cache (default: maskwatch's) and a
     cache name from the files' data set folder."""
@@ -39,6 +38,7 @@ def embedder(cache_root: Path | None = None) -> Callable[[list[Path]], np.ndarra
     return embed
 
 
+@torch.inference_mode()
 def embed_files(paths: list[Path], cache_root: Path, name: str = "files", batch_size: int = 64) -> np.ndarray:
     """L2-normalised embeddings, one row per path (zeros for unreadable files)."""
     from maskwatch.models import create_model
