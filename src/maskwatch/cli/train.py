@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.interrupts import sigterm_as_ctrl_c
 from maskwatch.paths import check_output_path
 from maskwatch.progress import console
+
+if TYPE_CHECKING:
+    from maskwatch.train import TrainConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -96,8 +99,6 @@ def train(
     ] = True,
 ) -> None:
     """Train a model; the run folder gets config, split, checkpoints, history, curves and test metrics."""
-    from maskwatch.data.split import parse_ratios
-    from maskwatch.train import TrainConfig
     from maskwatch.train import resume as resume_run
     from maskwatch.train import train as train_run
 
@@ -118,44 +119,7 @@ def train(
         if not data:
             raise MaskwatchError("give at least one --data DIR (or --resume RUN_DIR)")
         check_output_path("--out", out)
-        cfg = TrainConfig(
-            data=[str(d) for d in data],
-            out=str(out or Path("runs") / f"{model}-{Path(data[0]).name}"),
-            model=model,
-            image_size=image_size,
-            epochs=15 if epochs is None else epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            lr=lr,
-            schedule=schedule,
-            step_size=step_size,
-            gamma=gamma,
-            weight_decay=weight_decay,
-            dropout=dropout,
-            label_smoothing=label_smoothing,
-            class_weights=class_weights,
-            synthetic_weight=synthetic_weight,
-            augment=augment,
-            freeze=freeze,
-            feature_views=feature_views,
-            patience=patience,
-            time_limit=time_limit,
-            monitor=monitor,
-            seed=seed,
-            device=device,
-            split=split,
-            ratios=list(parse_ratios(ratios)),
-            split_from=str(split_from) if split_from else None,
-            dup_threshold=dup_threshold,
-            dup_embed=dup_embed,
-            margin=margin,
-            min_box=min_box,
-            pretrained=pretrained,
-            weights=str(weights) if weights else None,
-            init=str(init) if init else None,
-            workers=workers,
-            calibrate=calibrate,
-        )
+        cfg = _train_config(ctx.params)
         with sigterm_as_ctrl_c():
             result = train_run(cfg)
     if result.status == "interrupted":
@@ -166,6 +130,34 @@ def train(
         f"[green]{result.status}[/] after {result.epochs_run} epochs (best epoch {result.best_epoch}); "
         f"run folder: {result.run_dir}"
     )
+
+
+def _train_config(params: dict[str, Any]) -> TrainConfig:
+    """``train``'s options as a ``TrainConfig``: each option named like one of its fields fills that field (paths
+    as text); an option left unset (None) takes the field's default. Only ``--out``'s default, which depends on
+    other options, and the text of ``--ratios`` are worked out here. Every option but ``--resume`` must have its
+    field, so an option cannot be added and then silently dropped."""
+    from dataclasses import fields
+
+    from maskwatch.data.split import parse_ratios
+    from maskwatch.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    unused = set(params) - names - {"resume"}
+    assert not unused, f"train options with no TrainConfig field: {sorted(unused)}"  # a new option needs its field
+    values = {name: _plain(params[name]) for name in names if params.get(name) is not None}
+    values.setdefault("out", str(Path("runs") / f"{params['model']}-{Path(params['data'][0]).name}"))
+    values["ratios"] = list(parse_ratios(params["ratios"]))
+    return TrainConfig(**values)
+
+
+def _plain(value: Any) -> Any:
+    """An option's value as config.json keeps it: paths as text, lists as lists."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def interpolate(
