@@ -10,8 +10,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from conftest import make_voc
-from maskwatch.cli import friendly
-from maskwatch.compare.command import register
+from maskwatch.cli.compare import register
 from maskwatch.compare.presets import PRESETS, STUDY_MODELS, Overrides, resolve_settings
 from maskwatch.compare.profile import count_flops, count_params, measure_latency
 from maskwatch.data.toy import make_toy_dataset
@@ -23,7 +22,7 @@ runner = CliRunner()
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    register(app, friendly)
+    register(app)
 
     @app.callback()
     def _root() -> None:  # keeps `compare` a named subcommand

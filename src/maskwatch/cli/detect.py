@@ -1,0 +1,210 @@
+"""``maskwatch detect`` (faces in photos, video, cameras) and ``maskwatch classify`` (face crops)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from maskwatch.cli.common import (
+    BackendOpt,
+    BoxFitOpt,
+    DetSizeOpt,
+    DetThresholdOpt,
+    MarginOpt,
+    ModelOpt,
+    TilesOpt,
+    VideoDetSizeOpt,
+    at_least_one,
+    detector_config,
+    friendly,
+    load_model_option,
+    open_pipeline,
+    print_faces,
+)
+from maskwatch.detect.defaults import DEFAULT_BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
+from maskwatch.errors import MaskwatchError
+from maskwatch.paths import check_output_path, is_stdout
+from maskwatch.progress import console
+
+if TYPE_CHECKING:
+    from maskwatch.detect.sources import SourceError
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``detect`` and ``classify`` to ``app``."""
+    app.command()(friendly(detect))
+    app.command()(friendly(classify))
+
+
+def detect(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Images, folders, globs, video files, a webcam index (0) or stream URLs (rtsp/http)."),
+    ],
+    model: ModelOpt = None,
+    save_dir: Annotated[Path, typer.Option(help="Annotated images (JPEG) and videos (H.264 MP4) go here.")] = Path(
+        "runs/detect"
+    ),
+    save: Annotated[
+        bool, typer.Option(help="Write annotated images and videos (--no-save: only print / JSONL).")
+    ] = True,
+    jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per image or frame here (-: stdout).")] = None,
+    show: Annotated[bool, typer.Option(help="Show annotated frames in a window (q quits).")] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop each video/stream after this many frames.")] = None,
+    every: Annotated[int, typer.Option(help="Process every N-th frame of videos and streams.")] = 1,
+    det_size: DetSizeOpt = DEFAULT_DET_SIZE,
+    video_det_size: VideoDetSizeOpt = None,
+    det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
+    tiles: TilesOpt = 0,
+    margin: MarginOpt = DEFAULT_MARGIN,
+    box_fit: BoxFitOpt = DEFAULT_BOX_FIT,
+    track: Annotated[bool, typer.Option(help="Track faces across video frames and smooth their labels.")] = True,
+    classify_every: Annotated[
+        int, typer.Option(help="Video: classify each tracked face every N processed frames (1: every frame).")
+    ] = 3,
+    landmarks: Annotated[bool, typer.Option(help="Add the 5 face landmarks to the JSON lines.")] = False,
+    backend: BackendOpt = "auto",
+    device: str = "auto",
+) -> None:
+    """Find every face and say whether it wears a mask, wears it incorrectly, or wears none."""
+    from maskwatch.data.images import is_image_name
+    from maskwatch.detect.run import DetectOptions, detect_sources
+
+    at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
+    config = detector_config(
+        det_size=det_size,
+        det_threshold=det_threshold,
+        tiles=tiles,
+        margin=margin,
+        box_fit=box_fit,
+        video_det_size=video_det_size,
+    )
+    check_output_path("--save-dir", save_dir if save else None)
+    check_output_path("--jsonl", None if is_stdout(jsonl) else jsonl, folder=False)
+    pipeline = open_pipeline(model, config, backend=backend, device=device)
+    one_photo = len(sources) == 1 and Path(sources[0]).is_file() and is_image_name(Path(sources[0]))
+
+    report = detect_sources(
+        sources,
+        pipeline,
+        DetectOptions(
+            save_dir=save_dir if save else None,
+            jsonl=jsonl,
+            show=show,
+            max_frames=max_frames,
+            every=every,
+            track=track,
+            landmarks=landmarks,
+            video_det_size=config.video_size,
+            classify_every=classify_every,
+        ),
+        on_result=print_faces if one_photo else None,
+    )
+    for s in report.sources:
+        if s.frames == 0:  # nothing was read from it: its error line says why
+            continue
+        counts = s.summary.get("counts", {})
+        unit = "people" if "people" in s.summary else "faces"
+        pct = s.summary.get("percent", {})
+        parts = ", ".join(f"{k} {counts[k]} ({pct.get(k, 0):.0f}%)" for k in counts)
+        what = f"{s.frames} images" if s.kind == "image" else f"{s.frames} frames, {s.fps:.1f} FPS"
+        console.print(f"[bold]{escape(s.source)}[/]: {what}; {s.summary.get(unit, s.faces)} {unit}: {parts}")
+        if s.output:
+            console.print(f"  annotated: {s.output}")
+    if save and any(s.kind == "image" for s in report.sources):
+        console.print(f"annotated images: {save_dir}")
+    if jsonl:
+        console.print(f"JSON lines: {'stdout' if is_stdout(jsonl) else jsonl}")
+    if report.failed:
+        console.print(f"[red]{len(report.errors)} input(s) failed[/]")
+        raise typer.Exit(1)
+
+
+def classify(
+    paths: Annotated[list[str], typer.Argument(help="Face images: files, folders or globs.")],
+    model: ModelOpt = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per image here (default and -: stdout).")
+    ] = None,
+    batch_size: int = 32,
+    backend: BackendOpt = "auto",
+    device: str = "auto",
+    reframe: Annotated[
+        bool,
+        typer.Option(
+            help="Find the face in each image; if it spans under 0.6 of the image (a loose crop, a portrait) and is"
+            " 12 px or more, classify the face cut as training crops are. --no-reframe: classify each image as it is."
+        ),
+    ] = True,
+) -> None:
+    """Classify face crops; unreadable files get an error line and the run goes on (exit 1 if any failed)."""
+    from maskwatch.progress import track
+    from maskwatch.runtime.classifiers import classify_paths
+
+    at_least_one(batch_size=batch_size)
+    if is_stdout(jsonl):
+        jsonl = None
+    check_output_path("--jsonl", jsonl, folder=False)
+    files, problems = _image_inputs(paths)
+    if not files and not problems:
+        raise MaskwatchError(f"no images found in {' '.join(paths)}")
+    clf = load_model_option(model, backend=backend, device=device)
+    reframer = None
+    if reframe:
+        from maskwatch.detect.reframe import Reframer
+
+        reframer = Reframer()
+    counts: Counter = Counter()
+    reframed = 0
+    if jsonl:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+    sink = jsonl.open("w", encoding="utf-8") if jsonl else sys.stdout
+    try:
+        for problem in problems:  # what cannot be classified is reported, in the output too
+            sink.write(json.dumps({"source": problem.source, "error": problem.reason}) + "\n")
+            counts["error"] += 1
+            console.print(f"[yellow]skipped[/] {escape(problem.source)}: {escape(problem.reason)}")
+        for result in track(classify_paths(clf, files, batch_size, reframer), "classifying", total=len(files)):
+            sink.write(json.dumps(result) + "\n")
+            sink.flush()
+            counts[result.get("label", "error")] += 1
+            reframed += bool(result.get("reframed"))
+            if "error" in result:
+                console.print(f"[yellow]skipped[/] {escape(result['source'])}: {escape(result['error'])}")
+    finally:
+        if jsonl:
+            sink.close()
+    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()) + (f"  -> {jsonl}" if jsonl else ""))
+    if reframed:
+        console.print(
+            f"{reframed} loosely framed image(s) classified by the face found in them (face_box); photos of several"
+            " people: use `maskwatch detect`; --no-reframe classifies whole images"
+        )
+    if counts["error"]:
+        raise typer.Exit(1)
+
+
+def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
+    """The images that files, folders and globs name (as `detect` resolves them), and why the rest cannot be
+    classified (missing, not an image, a video or camera)."""
+    from maskwatch.detect.sources import Input, SourceError, resolve_inputs, unique_inputs
+
+    found: list[Input] = []
+    problems: list[SourceError] = []
+    for spec in specs:
+        inputs, errors = resolve_inputs(spec)
+        found += inputs
+        problems += errors
+    files: list[Path] = []
+    for item in unique_inputs(found):  # a file named twice (by a folder and a glob) is classified once
+        if item.kind == "image":
+            files.append(Path(item.location))
+        else:
+            problems.append(SourceError(item.name(), f"a {item.kind}, not a face image: use `maskwatch detect`"))
+    return files, problems
