@@ -37,7 +37,7 @@ BLOCKER = textwrap.dedent(
 
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in self.names:
-                why = f"No module named {name!r} (blocked: the light install has no {name})"
+                why = f"No module named {{name!r}} (blocked: the light install has no {{name}})"
                 raise ModuleNotFoundError(why, name=name)
             return None
 
