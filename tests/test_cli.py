@@ -323,3 +323,20 @@ def test_resume_refuses_options_it_would_ignore(tmp_path):
     assert "takes --epochs only, not --batch-size, --lr" in " ".join(result.output.split())
     result = _run("train", "--data", tmp_path, "--dup-threshold", "40", "--split-from", tmp_path)
     assert result.exit_code == 2 and "--dup-threshold must be" in result.output, result.output
+
+
+def test_every_train_option_fills_its_train_config_field():
+    """``train`` builds its TrainConfig by option name: an option added without a field would be refused at run time,
+    so this finds it first; and the options' values land in the fields of the same name."""
+    from dataclasses import fields
+
+    import typer.main
+
+    from maskwatch.cli.train import _train_config
+    from maskwatch.train import TrainConfig
+
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    options = {p.name for p in command.params} - {"resume"}
+    assert options <= {f.name for f in fields(TrainConfig)}
+    cfg = _train_config({"data": [Path("d")], "model": "cnn", "ratios": "0.8,0.1,0.1", "epochs": 3, "seed": 7})
+    assert (cfg.model, cfg.epochs, cfg.seed, cfg.ratios, cfg.out) == ("cnn", 3, 7, [0.8, 0.1, 0.1], "runs/cnn-d")
