@@ -116,14 +116,12 @@ def load_pipeline(
     *,
     config: DetectorConfig | None = None,
     classifier: FaceClassifier | None = None,
-    backend: str = "auto",
-    device: str = "auto",
 ) -> Pipeline:
-    """The default pipeline (CenterFace + the shipped classifier), or with the named model (or a classifier already
-    loaded) and detector settings."""
+    """The default pipeline (CenterFace + the shipped classifier), or with the named ONNX model (or a classifier
+    already loaded: the command line loads checkpoints, ``cli.common.load_model_option``) and detector settings."""
     from maskwatch.runtime.classifiers import load_classifier
 
     cfg = config or DetectorConfig()
     det = create_detector(cfg.name, size=cfg.size, threshold=cfg.threshold, tiles=cfg.tiles, box_fit=cfg.box_fit)
-    clf = classifier if classifier is not None else load_classifier(model, backend=backend, device=device)
+    clf = classifier if classifier is not None else load_classifier(model)
     return Pipeline(det, clf, margin=cfg.margin)
