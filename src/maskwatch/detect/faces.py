@@ -21,7 +21,7 @@ class Faces:
     ``NO_TRACK`` where there is none. Missing columns are filled for N faces; lengths are checked once, here."""
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    scores: np.ndarray | None = None
     landmarks: np.ndarray | None = None
     probs: np.ndarray | None = None
     track_id: np.ndarray | None = None
@@ -29,12 +29,10 @@ class Faces:
     def __post_init__(self) -> None:
         n = len(self.boxes)
         self.boxes = np.asarray(self.boxes, np.float32).reshape(n, 4)
-        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
-        self.landmarks = (
-            np.zeros((n, 5, 2), np.float32) if self.landmarks is None else np.asarray(self.landmarks, np.float32)
-        )
-        self.probs = np.zeros((n, 0), np.float32) if self.probs is None else np.asarray(self.probs, np.float32)
-        self.track_id = np.full(n, NO_TRACK, np.int64) if self.track_id is None else np.asarray(self.track_id, np.int64)
+        self.scores = _column(self.scores, np.zeros(n), np.float32).reshape(-1)
+        self.landmarks = _column(self.landmarks, np.zeros((n, 5, 2)), np.float32)
+        self.probs = _column(self.probs, np.zeros((n, 0)), np.float32)
+        self.track_id = _column(self.track_id, np.full(n, NO_TRACK), np.int64)
         if (
             len(self.scores) != n
             or self.landmarks.shape != (n, 5, 2)
@@ -89,3 +87,7 @@ class Faces:
             np.concatenate([p.probs.reshape(len(p), width) for p in parts]),
             np.concatenate([p.track_id for p in parts]),
         )
+
+
+def _column(value: np.ndarray | None, default: np.ndarray, dtype: type) -> np.ndarray:
+    return np.asarray(default if value is None else value, dtype)

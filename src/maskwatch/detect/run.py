@@ -202,13 +202,14 @@ def detect_sources(
                         if isinstance(item, SourceError):
                             _report_error(report, item)
                             continue
-                        result = pipeline.process(item.image, inp.name(), None)
+                        faces = pipeline.faces(item.image)
+                        result = pipeline.result(item.image, faces, inp.name(), None)
                         images_summary.frames += 1
                         images_summary.faces += len(result.faces)
                         image_labels.extend(f.label for f in result.faces)
                         emit(result)
                         if annotator:
-                            drawn = annotator.draw(item.image, result)
+                            drawn = annotator.draw(item.image, faces)
                             if outputs:
                                 _save_image(report, inp, drawn, outputs)
                             if display and not display.show(inp.name(), drawn):
@@ -282,8 +283,6 @@ def _run_stream(
     tracked: TrackedPipeline | None = None
     writer: VideoWriter | None = None
     seen: Counter[str] = Counter()  # untracked (--no-track): the faces' labels, counted as for photos
-    if opts.track:
-        import trackers  # noqa: F401 - imported before the clock starts (a second on first use)
     start = time.perf_counter()
     try:
         with make_progress(TextColumn("{task.fields[fps]:.1f} FPS")) as progress:
@@ -305,16 +304,18 @@ def _run_stream(
                     if opts.track:
                         tracked = TrackedPipeline(pipeline, rate, classify_every=opts.classify_every)
                 if tracked:  # frame.index only numbers the JSON; --classify-every counts the frames processed here
-                    result = tracked.process(frame.image, inp.name(), frame.index or 0)
+                    faces = tracked.track(frame.image)
+                    result = pipeline.result(frame.image, faces, inp.name(), frame.index or 0)
                 else:
-                    result = pipeline.process(frame.image, inp.name(), frame.index)
+                    faces = pipeline.faces(frame.image)
+                    result = pipeline.result(frame.image, faces, inp.name(), frame.index)
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 if not tracked:
                     seen.update(f.label for f in result.faces)
                 emit(result)
                 if annotator:
-                    drawn = annotator.draw(frame.image, result)
+                    drawn = annotator.draw(frame.image, faces)
                     if outputs:
                         if writer is None:
                             path = outputs.path(inp, ".mp4")
