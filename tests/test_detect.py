@@ -598,3 +598,15 @@ def test_faces_indexing_take_and_concat_keep_every_column():
     assert Faces(np.zeros((2, 4))).track_id.tolist() == [NO_TRACK, NO_TRACK] and not Faces(np.zeros((2, 4))).classified
     with pytest.raises(ValueError, match="disagree"):
         Faces(np.zeros((2, 4)), np.zeros(3))
+
+
+def test_show_without_a_gui_opencv_says_so_in_one_line_and_goes_on(monkeypatch, capsys):
+    from maskwatch.detect import run
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(run, "opencv_has_gui", lambda: False)
+    display = run._Display()
+    assert not display.enabled and display.show("x", np.zeros((4, 4, 3), np.uint8))
+    display.close()
+    out = capsys.readouterr().err  # the console writes to stderr
+    assert out.strip() == run.GUI_HINT and "pip install opencv-python" in out

@@ -128,11 +128,31 @@ class _Outputs:
             )
 
 
+GUI_HINT = "--show needs OpenCV with its GUI: pip install opencv-python"
+
+
+def opencv_has_gui() -> bool:
+    """Whether this OpenCV can open windows (``opencv-python-headless`` cannot)."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "GUI":
+            return value.strip().upper() not in ("", "NONE", "NO")
+    return True  # not said: try, and ``show`` gives up on the first error
+
+
 class _Display:
     def __init__(self) -> None:
         self.enabled = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt")
         if not self.enabled:
             console.print("[yellow]--show: no display here; nothing will be shown[/]")
+        elif not opencv_has_gui():
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self.enabled = False
+        console.print(f"[yellow]{GUI_HINT}[/]", highlight=False)
 
     def show(self, name: str, image: np.ndarray) -> bool:
         """Show a frame; False when the user pressed q or Esc."""
@@ -140,14 +160,19 @@ class _Display:
             return True
         import cv2
 
-        cv2.imshow(f"maskwatch: {name}", image[:, :, ::-1])
-        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        try:
+            cv2.imshow(f"maskwatch: {name}", image[:, :, ::-1])
+            return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        except cv2.error:  # an OpenCV built without GUI that did not say so
+            self._give_up()
+            return True
 
     def close(self) -> None:
         if self.enabled:
             import cv2
 
-            cv2.destroyAllWindows()
+            with contextlib.suppress(cv2.error):
+                cv2.destroyAllWindows()
 
 
 def detect_sources(
