@@ -34,27 +34,30 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), ``[x1, y1, x2, y2]``: (N, M)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(union > 0, inter / union, 0.0)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    wh = np.maximum(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = np.prod(np.maximum(a[:, 2:] - a[:, :2], 0), axis=1)
+    area_b = np.prod(np.maximum(b[:, 2:] - b[:, :2], 0), axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)  # no area: no overlap, 0
 
 
 def assign(cost: np.ndarray) -> list[tuple[int, int]]:
     """Minimum-cost assignment of rows to columns of ``cost`` (N, M): min(N, M) (row, col) pairs, sorted by row.
 
-    The Hungarian method with row and column potentials, one shortest augmenting path per row."""
+    The Hungarian method with row and column potentials, one shortest augmenting path per row; when every row's
+    cheapest column differs (faces that move less than their size between frames), those are the answer."""
     cost = np.asarray(cost, np.float64)
     if cost.size == 0:
         return []
     flipped = cost.shape[0] > cost.shape[1]
     c = cost.T if flipped else cost
     n, m = c.shape
+    best = np.argmin(c, axis=1)
+    if len(np.unique(best)) == n:  # each row's cheapest column is its own: no assignment can cost less
+        pairs = [(i, int(j)) for i, j in enumerate(best)]
+        return sorted((j, i) for i, j in pairs) if flipped else pairs
     u = np.zeros(n + 1)
     v = np.zeros(m + 1)
     row_of = np.zeros(m + 1, np.int64)  # row (1-based) given column j; 0: none. Column 0 is the path's root.
