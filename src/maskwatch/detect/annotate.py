@@ -1,25 +1,25 @@
-"""Drawing faces on images with OpenCV: a box per face in its label's colour, and above its top-left corner a
+"""Drawing faces on images with Pillow: a box per face in its label's colour, and above its top-left corner a
 filled caption box in that colour with the label, score and track id in white ("mask 0.97", "#3 no mask 0.81").
 
 The look is that of supervision's ``BoxAnnotator`` and ``LabelAnnotator`` (which maskwatch used before): box
-thickness 2, text scale 0.5, padding 4, every box drawn before any caption.
+thickness 2, captions about 11 px high with a padding of 4, every box drawn before any caption. The font is
+Pillow's own (Aileron, shipped inside Pillow), so the drawing needs no font on the system.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from maskwatch.detect.faces import NO_TRACK, Faces
 from maskwatch.labels import label_color
 
 SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_worn_incorrectly": "incorrect"}
 THICKNESS = 2
-TEXT_SCALE = 0.5
+TEXT_SIZE = 13  # pixels: about OpenCV's text scale 0.5
 TEXT_PADDING = 4
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
 UNLABELLED = (127, 127, 127)  # faces not classified: grey, captioned with the detector's score
 
@@ -28,6 +28,7 @@ class Annotator:
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
         self.colors = [label_color(label) for label in self.labels]  # RGB, as the images are
+        self.font = ImageFont.load_default(size=TEXT_SIZE)
 
     def captions(self, faces: Faces) -> list[str]:
         if not faces.classified:
@@ -45,22 +46,24 @@ class Annotator:
         still hold one.)"""
         if not isinstance(faces, Faces):
             faces = _faces_of(faces, self.labels)
-        canvas = image.copy()
         if not len(faces):
-            return canvas
+            return image.copy()
+        canvas = Image.fromarray(image)
+        pen = ImageDraw.Draw(canvas)
         colors = (
             [self.colors[k] for k in faces.label_index().tolist()] if faces.classified else [UNLABELLED] * len(faces)
         )
         corners = faces.boxes.astype(int).tolist()
         for (x1, y1, x2, y2), color in zip(corners, colors, strict=True):
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, THICKNESS)
+            # the outline straddles the box's edge, as OpenCV's rectangle of thickness 2 does
+            pen.rectangle((x1 - 1, y1 - 1, max(x1, x2) + 1, max(y1, y2) + 1), outline=color, width=THICKNESS)
         for (x1, y1, _, _), color, text in zip(corners, colors, self.captions(faces), strict=True):
-            (text_w, text_h), _ = cv2.getTextSize(text, FONT, TEXT_SCALE, 1)
+            left, top_edge, right, bottom = pen.textbbox((0, 0), text, font=self.font)
+            text_w, text_h = right - left, bottom - top_edge
             top = y1 - text_h - 2 * TEXT_PADDING
-            cv2.rectangle(canvas, (x1, top), (x1 + text_w + 2 * TEXT_PADDING, y1), color, cv2.FILLED)
-            origin = (x1 + TEXT_PADDING, top + TEXT_PADDING + text_h)
-            cv2.putText(canvas, text, origin, FONT, TEXT_SCALE, WHITE, 1, cv2.LINE_AA)
-        return canvas
+            pen.rectangle((x1, top, x1 + text_w + 2 * TEXT_PADDING, y1), fill=color)
+            pen.text((x1 + TEXT_PADDING - left, top + TEXT_PADDING - top_edge), text, fill=WHITE, font=self.font)
+        return np.asarray(canvas)
 
 
 def _faces_of(result, labels: Sequence[str]) -> Faces:

@@ -23,9 +23,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
+from maskwatch.data.images import resize_rgb
 from maskwatch.detect.config import check_det_size, parse_box_fit  # noqa: F401 - re-exported
 from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
 from maskwatch.detect.faces import Faces
@@ -46,13 +46,25 @@ class FaceDetector(Protocol):
 
 
 def nms(faces: Faces, iou: float) -> Faces:
-    """Greedy non-maximum suppression (OpenCV's), highest score first."""
+    """Greedy non-maximum suppression, highest score first (equal scores in their order): a box is dropped when it
+    overlaps a kept one by more than ``iou`` (OpenCV's ``dnn.NMSBoxes`` rule)."""
     if len(faces) <= 1:
         return faces
-    xywh = np.column_stack([faces.boxes[:, :2], faces.boxes[:, 2:] - faces.boxes[:, :2]])
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), faces.scores.tolist(), 0.0, iou)
-    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
-    return faces.take(keep[np.argsort(-faces.scores[keep], kind="stable")])
+    boxes = faces.boxes.astype(np.float64)
+    order = np.argsort(-faces.scores, kind="stable")
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while len(order):
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        wh = np.clip(
+            np.minimum(boxes[best, 2:], boxes[rest, 2:]) - np.maximum(boxes[best, :2], boxes[rest, :2]), 0, None
+        )
+        inter = wh[:, 0] * wh[:, 1]
+        union = area[best] + area[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[overlap <= iou]
+    return faces.take(np.array(keep, dtype=np.int64))
 
 
 def fit_boxes(boxes: np.ndarray, fit: tuple[float, float, float]) -> np.ndarray:
@@ -177,8 +189,7 @@ class CenterFace:
         net_w = max(32, math.ceil(width * factor / 32) * 32)
         net_h = max(32, math.ceil(height * factor / 32) * 32)
         sx, sy = net_w / width, net_h / height
-        interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (net_w, net_h), interpolation=interp)
+        resized = resize_rgb(image, (net_w, net_h))
         blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
         heat, scale, offset, lms = self.session.run(None, {"input.1": blob})
         faces = decode_centerface(heat[0], scale[0], offset[0], lms[0], self.threshold)

@@ -13,11 +13,11 @@ validation crops (``tools/reframe_threshold.py``, docs/results/synthetic-masks.m
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from maskwatch.data.crops import crop_square
+from maskwatch.data.images import resize_rgb
 from maskwatch.detect.defaults import DEFAULT_MARGIN
 
 REFRAME_DET_SIZE = 256  # detector input (long side, pixels) for a crop padded by a third on each side
@@ -39,7 +39,7 @@ def find_face(detector, image: Image.Image, min_face: float = 0.0) -> tuple[np.n
     scale = min(1.0, FIND_FACE_MAX_SIDE / (max(h, w) + 2 * (max(h, w) // 3)))
     if scale < 1:
         small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
-        arr = cv2.resize(arr, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        arr = resize_rgb(arr, (small_w, small_h))
     sh, sw = arr.shape[:2]
     factor = np.array([w / sw, h / sh], np.float32)  # detector pixels -> the image's
     pad = max(sh, sw) // 3

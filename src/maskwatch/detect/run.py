@@ -132,9 +132,12 @@ GUI_HINT = "--show needs OpenCV with its GUI: pip install opencv-python"
 
 
 def opencv_has_gui() -> bool:
-    """Whether this OpenCV can open windows (``opencv-python-headless`` cannot)."""
-    import cv2
-
+    """Whether an OpenCV that can open windows is installed (maskwatch itself needs none; ``opencv-python-headless``
+    cannot open windows)."""
+    try:
+        import cv2
+    except ImportError:
+        return False
     for line in cv2.getBuildInformation().splitlines():
         key, _, value = line.strip().partition(":")
         if key == "GUI":
