@@ -113,27 +113,6 @@ BoxFitOpt = Annotated[
 ]
 
 
-def detector_config(
-    *,
-    det_size: int,
-    det_threshold: float,
-    tiles: int,
-    margin: float,
-    box_fit: str,
-    video_det_size: int | None = None,
-) -> DetectorConfig:
-    """The detector options (--det-size, --det-threshold, --tiles, --margin, --box-fit, --video-det-size) as one
-    ``DetectorConfig``, checked: a bad value is refused here, naming its option."""
-    return DetectorConfig.from_options(
-        det_size=det_size,
-        det_threshold=det_threshold,
-        tiles=tiles,
-        margin=margin,
-        box_fit=box_fit,
-        video_det_size=video_det_size,
-    )
-
-
 def load_model_option(model: str | Path | None = None, backend: str = "auto", device: str = "auto") -> FaceClassifier:
     """``--model`` (None: ``$MASKWATCH_MODEL``, else the shipped model) as a face classifier: an ``.onnx`` file runs
     with onnxruntime; a training checkpoint or run folder with PyTorch (``--backend onnx``: exported once, cached),

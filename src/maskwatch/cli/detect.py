@@ -21,12 +21,12 @@ from maskwatch.cli.common import (
     TilesOpt,
     VideoDetSizeOpt,
     at_least_one,
-    detector_config,
     friendly,
     load_model_option,
     open_pipeline,
     print_faces,
 )
+from maskwatch.detect.config import DetectorConfig
 from maskwatch.detect.defaults import DEFAULT_BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import check_output_path, is_stdout
@@ -77,7 +77,7 @@ def detect(
     from maskwatch.detect.run import DetectOptions, detect_sources
 
     at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
-    config = detector_config(
+    config = DetectorConfig.from_options(
         det_size=det_size,
         det_threshold=det_threshold,
         tiles=tiles,

@@ -18,11 +18,11 @@ from maskwatch.cli.common import (
     MarginOpt,
     TilesOpt,
     at_least_one,
-    detector_config,
     friendly,
     open_pipeline,
     print_metrics,
 )
+from maskwatch.detect.config import DetectorConfig
 from maskwatch.detect.defaults import DEFAULT_BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import check_output_path
@@ -125,7 +125,7 @@ def evaluate_detect(
         raise MaskwatchError("--bootstrap must be 0 (off) or a number of draws")
     out = out or Path("runs/evaluate-detect") / data.name
     check_output_path("--out", out)
-    config = detector_config(
+    config = DetectorConfig.from_options(
         det_size=det_size, det_threshold=det_threshold, tiles=tiles, margin=margin, box_fit=box_fit
     )
     models: list[str | None] = list(model) if model else [None]

@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from maskwatch.data.images import resize_rgb
-from maskwatch.detect.config import check_det_size, parse_box_fit  # noqa: F401 - re-exported
+from maskwatch.detect.config import DetectorConfig, check_det_size, parse_box_fit  # noqa: F401 - re-exported
 from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
 from maskwatch.detect.faces import Faces
 from maskwatch.errors import MaskwatchError
@@ -142,19 +142,14 @@ class CenterFace:
         model_path: str | Path | None = None,
         threads: int | None = None,
     ) -> None:
-        check_det_size(size)
-        if not 0 < threshold < 1:
-            raise MaskwatchError(f"--det-threshold must be between 0 and 1 (got {threshold})")
-        if tiles < 0 or tiles > 8:
-            raise MaskwatchError(f"--tiles must be between 0 and 8 (got {tiles})")
-        if box_fit is not None and (len(box_fit) != 3 or min(box_fit[:2]) <= 0):
-            raise MaskwatchError("detector box_fit must be (width scale > 0, height scale > 0, shift)")
-        self.size = size
-        self.threshold = threshold
-        self.tiles = tiles
-        self.nms_iou = nms_iou
+        # the one rule set of detector settings (each error names its option)
+        checked = DetectorConfig(size=size, threshold=threshold, tiles=tiles, box_fit=box_fit, nms_iou=nms_iou)
+        self.size = checked.size
+        self.threshold = checked.threshold
+        self.tiles = checked.tiles
+        self.nms_iou = checked.nms_iou
         self.min_face = min_face
-        self.box_fit = tuple(box_fit) if box_fit is not None else None
+        self.box_fit = checked.box_fit
         self.model_path = Path(model_path) if model_path else centerface_path()
         self.threads = threads or onnx_threads()
 
