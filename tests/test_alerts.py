@@ -4,10 +4,13 @@ and a real mosquitto broker with a paho subscriber. Short retry delays; every wa
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.monitor import alerts as alerts_module
 from maskwatch.monitor.alerts import Alerter, AlertRule, Target, parse_mqtt, parse_webhook, topic_name
 
 FAST = (0.05, 0.1)
@@ -420,3 +424,44 @@ def test_mqtt_publishes_per_camera_and_reconnects(alerters, broker, tmp_path):
     finally:
         a2.close(timeout=2.0)
         restarted.stop()
+
+
+def test_a_killed_monitor_loses_no_alert(alerters, receivers, tmp_path):
+    """The process dies (SIGKILL) right after consider returned; the next start delivers the alert."""
+    r = receivers(statuses=(500,))
+    db = tmp_path / "monitor.db"
+    child = f"""
+import os, signal
+from maskwatch.monitor.alerts import Alerter, AlertRule, parse_webhook
+a = Alerter({str(db)!r}, [parse_webhook({r.url!r})], retry_delays=(60,))
+print(a.consider({person(21)!r}, AlertRule()), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    src = str(Path(alerts_module.__file__).parents[2])  # this checkout's maskwatch, whatever the venv links to
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    alert_id = int(out.stdout)
+    r.statuses = [200]
+    a = alerters([parse_webhook(r.url)])
+    wait_for(lambda: delivery(a, alert_id)["state"] == "delivered", what="the delivery after the kill")
+    assert [b["alert"] for b in r.bodies] == [alert_id] and r.bodies[0]["person"] == 21
+
+
+def test_cameras_racing_get_one_alert_per_cooldown(alerters):
+    a = alerters()
+    rule = AlertRule(cooldown=60)
+    barrier = threading.Barrier(8)
+    results: list[int | None] = []
+
+    def camera_thread(i: int) -> None:
+        barrier.wait(5)
+        results.append(a.consider(person(100 + i, last_seen=T0 + i), rule))
+
+    threads = [threading.Thread(target=camera_thread, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 8 and sum(x is not None for x in results) == 1
+    assert len(a.alerts()) == 1
