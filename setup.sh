@@ -43,6 +43,16 @@ if [ ! -x /usr/bin/chromium ] && [ "${MASKWATCH_SKIP_BROWSER:-0}" != "1" ] && co
         echo "setup: could not install chromium; the browser test will be skipped" >&2
     fi
 fi
+# The alert tests (tests/test_alerts.py) start their own mosquitto broker on a free loopback port; they skip without it.
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    echo "setup: installing mosquitto (apt) for the MQTT alert tests"
+    if ! { $SUDO apt-get install -y -q mosquitto >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q mosquitto >/dev/null 2>&1; }; }; then
+        echo "setup: could not install mosquitto; the MQTT alert test will be skipped" >&2
+    fi
+fi
 if [ "${MASKWATCH_SKIP_DEMO:-0}" != "1" ]; then
     "$VENV/bin/maskwatch" demo --out runs/demo
 fi

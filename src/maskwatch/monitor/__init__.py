@@ -1,0 +1,1 @@
+"""The camera monitor: cameras, tracked people as person events, their store, alerts and API."""
