@@ -1,7 +1,11 @@
 """maskwatch's ByteTrack (detect/bytetrack.py) on synthetic face sequences, its assignment, and FaceTracker's
-lost-track buffer; the ids are compared with the ``trackers`` package's while it is installed."""
+lost-track buffer; the ids are compared with the ``trackers`` package's: recorded in bytetrack_reference.json
+(so the comparison runs without the package), and live while it is installed."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +101,15 @@ def test_a_track_that_never_confirms_takes_no_id():
     for _ in range(3):
         ids = tracker.update(np.array([face(300, 300)]), np.array([0.9]))
     assert ids.tolist() == [0] and tracker.next_id == 1
+
+
+REFERENCE = json.loads((Path(__file__).with_name("bytetrack_reference.json")).read_text())
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_same_ids_as_the_trackers_package_recorded(scenario):
+    """The ids ``trackers``' ByteTrackTracker gave on the same scenario (recorded with the package installed)."""
+    assert run(SCENARIOS[scenario]) == REFERENCE["ids"][scenario]
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
