@@ -186,14 +186,14 @@ def _decode(source: Path | io.BytesIO, name: str | Path, *, max_pixels: int | No
                 w, h = img.size
                 if max_pixels is not None and w * h > max_pixels:
                     raise ImageTooLargeError(name, f"too many pixels ({w}x{h} = {w * h:,} > {max_pixels:,})")
+                refused = over_budget(w, h, "RGBA" if "transparency" in img.info else img.mode)
+                if refused:
+                    raise ImageTooLargeError(name, refused)
                 # Pillow's own guard (its warning over MAX_IMAGE_PIXELS, here an error; its error over twice that)
                 # stands where the caller sets no limit (ServeSettings keeps its max_pixels under Pillow's error).
                 limit = Image.MAX_IMAGE_PIXELS
                 if max_pixels is None and limit and w * h > limit:
                     raise ImageTooLargeError(name, f"too many pixels (over {limit:,}: {w:,} x {h:,} = {w * h:,})")
-                refused = over_budget(w, h, "RGBA" if "transparency" in img.info else img.mode)
-                if refused:
-                    raise ImageTooLargeError(name, refused)
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
                 return _to_rgb(img)
@@ -223,7 +223,7 @@ def _log_warnings(name: str | Path, caught: list[warnings.WarningMessage]) -> No
         text = (str(w.message).splitlines() or [""])[0]
         if text not in seen:
             seen.add(text)
-            log.warning("%s: %s", printable(str(name)), text)
+            log.warning("warning %s: Pillow: %s", printable(str(name)), text.strip())
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
