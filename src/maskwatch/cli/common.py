@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.errors import MaskwatchError
-from maskwatch.progress import console
+from maskwatch.progress import console, shown
 
 if TYPE_CHECKING:
     from maskwatch.detect.pipeline import Pipeline
@@ -53,7 +52,7 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MaskwatchError as exc:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            console.print(f"[bold red]error:[/] {shown(exc)}")
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -64,14 +63,14 @@ def friendly(func: F) -> F:
             error = missing_extra(exc)
             if error is None or os.environ.get("MASKWATCH_DEBUG"):
                 raise
-            console.print(f"[bold red]error:[/] {escape(str(error))}")
+            console.print(f"[bold red]error:[/] {shown(error)}")
             raise typer.Exit(2) from None
         except Exception as exc:
             if os.environ.get("MASKWATCH_DEBUG"):
                 raise
             text = str(exc).splitlines()[0] if str(exc) else ""
             console.print(
-                f"[bold red]error:[/] {type(exc).__name__}: {escape(text)} (MASKWATCH_DEBUG=1 shows the traceback)"
+                f"[bold red]error:[/] {type(exc).__name__}: {shown(text)} (MASKWATCH_DEBUG=1 shows the traceback)"
             )
             raise typer.Exit(1) from None
 
@@ -101,6 +100,23 @@ VideoDetSizeOpt = Annotated[
     ),
 ]
 DetThresholdOpt = Annotated[float, typer.Option(help="Face detector confidence threshold.")]
+MaxDecodeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-decode-mb",
+        envvar="MASKWATCH_MAX_DECODE_MB",
+        show_envvar=True,
+        help="Decoding budget: images (and video frames) that would take more memory than this to decode are refused"
+        " before decoding, each with its size (default 768: about 70-megapixel RGB photos).",
+    ),
+]
+FailOnErrorsOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Exit 1 when any input or folder entry failed (--no-fail-on-errors: exit 0 all the same; the error lines"
+        " and the summary still say what failed)."
+    ),
+]
 TilesOpt = Annotated[int, typer.Option(help="Also detect on an N x N grid of overlapping tiles (large photos).")]
 MarginOpt = Annotated[float, typer.Option(help="Margin around each face box for the classifier's crop.")]
 BoxFitOpt = Annotated[
@@ -151,6 +167,15 @@ def open_pipeline(
     return load_pipeline(config=config, classifier=load_model_option(model, backend=backend, device=device))
 
 
+def set_decode_budget_option(max_decode_mb: float | None) -> None:
+    """``--max-decode-mb`` for this process (None: ``$MASKWATCH_MAX_DECODE_MB`` or the default)."""
+    from maskwatch.data.images import set_decode_budget
+
+    if max_decode_mb is not None and not max_decode_mb > 0:
+        raise MaskwatchError(f"--max-decode-mb must be positive (got {max_decode_mb:g})")
+    set_decode_budget(max_decode_mb)
+
+
 def at_least_one(**options: int | None) -> None:
     """Refuse a count option under 1 (None: not given), naming it as typed."""
     for name, value in options.items():
@@ -174,9 +199,9 @@ def print_metrics(m: dict, out: Path) -> None:
 
 def print_faces(result: Any) -> None:
     """One photo's faces (a ``FrameResult``) as a table."""
-    table = Table(title=f"{escape(result.source)}: {len(result.faces)} face(s), {result.width}x{result.height}")
+    table = Table(title=f"{shown(result.source)}: {len(result.faces)} face(s), {result.width}x{result.height}")
     for col in ("#", "box [x1, y1, x2, y2]", "label", "score", "detector"):
-        table.add_column(escape(col))
+        table.add_column(shown(col))
     for i, f in enumerate(result.faces):
         table.add_row(
             str(i), "[" + ", ".join(f"{v:.0f}" for v in f.box) + "]", f.label, f"{f.score:.3f}", f"{f.det_score:.2f}"

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from maskwatch.cli.common import friendly
 from maskwatch.paths import check_output_path
-from maskwatch.progress import console
+from maskwatch.progress import console, shown
 
 
 def register(app: typer.Typer) -> None:
@@ -131,7 +130,7 @@ def data_inspect(
     for d in r["datasets"]:
         if d["kind"] == "voc":
             console.print(
-                f"{Path(d['root']).name}: {d['boxes']} face boxes, {d['crops']} crops, "
+                f"{shown(Path(d['root']).name)}: {d['boxes']} face boxes, {d['crops']} crops, "
                 f"{d['skipped_small']} skipped (shorter side under --min-box {min_box} px)"
             )
     faces = r["image_size"]["face_box_short_side"]
@@ -142,7 +141,7 @@ def data_inspect(
         )
     console.print(f"problems: {len(r['problems'])} " + (str(r["problem_counts"]) if r["problems"] else ""))
     for p in r["problems"][:20]:
-        console.print(f"  [yellow]{escape(p['path'])}[/]: {escape(p['reason'])}")
+        console.print(f"  [yellow]{shown(p['path'])}[/]: {shown(p['reason'])}")
     if len(r["problems"]) > 20:
         console.print(f"  ... {len(r['problems']) - 20} more in report.json")
     e, n = r["exact_duplicates"], r["near_duplicates"]

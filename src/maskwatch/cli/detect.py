@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from maskwatch.cli.common import (
     BackendOpt,
     BoxFitOpt,
     DetSizeOpt,
     DetThresholdOpt,
+    FailOnErrorsOpt,
     MarginOpt,
+    MaxDecodeOpt,
     ModelOpt,
     TilesOpt,
     VideoDetSizeOpt,
@@ -25,12 +26,13 @@ from maskwatch.cli.common import (
     load_model_option,
     open_pipeline,
     print_faces,
+    set_decode_budget_option,
 )
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.detect.defaults import DEFAULT_BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import check_output_path, is_stdout
-from maskwatch.progress import console
+from maskwatch.progress import console, shown
 
 if TYPE_CHECKING:
     from maskwatch.detect.sources import SourceError
@@ -71,12 +73,15 @@ def detect(
     landmarks: Annotated[bool, typer.Option(help="Add the 5 face landmarks to the JSON lines.")] = False,
     backend: BackendOpt = "auto",
     device: str = "auto",
+    max_decode_mb: MaxDecodeOpt = None,
+    fail_on_errors: FailOnErrorsOpt = True,
 ) -> None:
     """Find every face and say whether it wears a mask, wears it incorrectly, or wears none."""
     from maskwatch.data.images import is_image_name
     from maskwatch.detect.run import DetectOptions, detect_sources
 
     at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
+    set_decode_budget_option(max_decode_mb)
     config = DetectorConfig.from_options(
         det_size=det_size,
         det_threshold=det_threshold,
@@ -114,16 +119,23 @@ def detect(
         pct = s.summary.get("percent", {})
         parts = ", ".join(f"{k} {counts[k]} ({pct.get(k, 0):.0f}%)" for k in counts)
         what = f"{s.frames} images" if s.kind == "image" else f"{s.frames} frames, {s.fps:.1f} FPS"
-        console.print(f"[bold]{escape(s.source)}[/]: {what}; {s.summary.get(unit, s.faces)} {unit}: {parts}")
+        console.print(f"[bold]{shown(s.source)}[/]: {what}; {s.summary.get(unit, s.faces)} {unit}: {parts}")
         if s.output:
-            console.print(f"  annotated: {s.output}")
+            console.print(f"  annotated: {shown(s.output)}")
     if save and any(s.kind == "image" for s in report.sources):
-        console.print(f"annotated images: {save_dir}")
+        console.print(f"annotated images: {shown(save_dir)}")
     if jsonl:
-        console.print(f"JSON lines: {'stdout' if is_stdout(jsonl) else jsonl}")
-    if report.failed:
-        console.print(f"[red]{len(report.errors)} input(s) failed[/]")
+        console.print(f"JSON lines: {'stdout' if is_stdout(jsonl) else shown(jsonl)}")
+    colour = "red" if report.failed else "green"
+    console.print(f"[{colour}]done:[/] {report.counts()}" + _exit_note(report.failed, fail_on_errors))
+    if report.failed and fail_on_errors:
         raise typer.Exit(1)
+
+
+def _exit_note(failed: bool, fail_on_errors: bool) -> str:
+    if not failed:
+        return ""
+    return " (exit 1; --no-fail-on-errors: exit 0)" if fail_on_errors else " (exit 0: --no-fail-on-errors)"
 
 
 def classify(
@@ -142,16 +154,20 @@ def classify(
             " 12 px or more, classify the face cut as training crops are. --no-reframe: classify each image as it is."
         ),
     ] = True,
+    max_decode_mb: MaxDecodeOpt = None,
+    fail_on_errors: FailOnErrorsOpt = True,
 ) -> None:
     """Classify face crops; unreadable files get an error line and the run goes on (exit 1 if any failed)."""
     from maskwatch.progress import track
     from maskwatch.runtime.classifiers import classify_paths
 
     at_least_one(batch_size=batch_size)
+    set_decode_budget_option(max_decode_mb)
     if is_stdout(jsonl):
         jsonl = None
     check_output_path("--jsonl", jsonl, folder=False)
-    files, problems = _image_inputs(paths)
+    ignored: list[str] = []
+    files, problems = _image_inputs(paths, ignored)
     if not files and not problems:
         raise MaskwatchError(f"no images found in {' '.join(paths)}")
     clf = load_model_option(model, backend=backend, device=device)
@@ -169,28 +185,34 @@ def classify(
         for problem in problems:  # what cannot be classified is reported, in the output too
             sink.write(json.dumps({"source": problem.source, "error": problem.reason}) + "\n")
             counts["error"] += 1
-            console.print(f"[yellow]skipped[/] {escape(problem.source)}: {escape(problem.reason)}")
+            console.print(f"[yellow]skipped[/] {shown(problem.source)}: {shown(problem.reason)}")
         for result in track(classify_paths(clf, files, batch_size, reframer), "classifying", total=len(files)):
             sink.write(json.dumps(result) + "\n")
             sink.flush()
             counts[result.get("label", "error")] += 1
             reframed += bool(result.get("reframed"))
             if "error" in result:
-                console.print(f"[yellow]skipped[/] {escape(result['source'])}: {escape(result['error'])}")
+                console.print(f"[yellow]skipped[/] {shown(result['source'])}: {shown(result['error'])}")
     finally:
         if jsonl:
             sink.close()
-    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()) + (f"  -> {jsonl}" if jsonl else ""))
+    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()) + (f"  -> {shown(jsonl)}" if jsonl else ""))
     if reframed:
         console.print(
             f"{reframed} loosely framed image(s) classified by the face found in them (face_box); photos of several"
             " people: use `maskwatch detect`; --no-reframe classifies whole images"
         )
-    if counts["error"]:
+    failed = counts["error"]
+    done = sum(counts.values()) - failed
+    summary = f"{done} image{'s' if done != 1 else ''} classified; {failed} failed"
+    if ignored:
+        summary += f"; {len(ignored)} other file{'s' if len(ignored) != 1 else ''} ignored (not images)"
+    console.print(f"[{'red' if failed else 'green'}]done:[/] {summary}" + _exit_note(bool(failed), fail_on_errors))
+    if failed and fail_on_errors:
         raise typer.Exit(1)
 
 
-def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
+def _image_inputs(specs: list[str], ignored: list[str] | None = None) -> tuple[list[Path], list[SourceError]]:
     """The images that files, folders and globs name (as `detect` resolves them), and why the rest cannot be
     classified (missing, not an image, a video or camera)."""
     from maskwatch.detect.sources import Input, SourceError, resolve_inputs, unique_inputs
@@ -198,7 +220,7 @@ def _image_inputs(specs: list[str]) -> tuple[list[Path], list[SourceError]]:
     found: list[Input] = []
     problems: list[SourceError] = []
     for spec in specs:
-        inputs, errors = resolve_inputs(spec)
+        inputs, errors = resolve_inputs(spec, ignored)
         found += inputs
         problems += errors
     files: list[Path] = []

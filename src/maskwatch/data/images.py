@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import logging
+import os
+import re
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -10,7 +14,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from maskwatch.progress import printable
+
+log = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"})
+# photo formats this Pillow may lack a decoder for: opened when it has one (PIL.features), else each file is reported
+OPTIONAL_IMAGE_FORMATS = {".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
+
+# The decoding budget: an image whose decoding would take more memory than this is refused before it is decoded.
+# 768 MB takes an 8-bit RGB photo up to about 70 megapixels (a 1-bit or gray one up to about 95) and keeps a
+# maskwatch process with its models under about 1 GB; raise it with --max-decode-mb or MASKWATCH_MAX_DECODE_MB.
+DEFAULT_MAX_DECODE_MB = 768
+BUDGET_ENV = "MASKWATCH_MAX_DECODE_MB"
+BUDGET_HINT = "--max-decode-mb / MASKWATCH_MAX_DECODE_MB"
+RGB_COPIES_BYTES = 4 + 3  # per pixel after decoding: Pillow's RGB image (4 bytes a pixel) and one numpy RGB copy
+_budget_mb: float | None = None  # set_decode_budget's value; None: the environment's, else the default
 
 
 class BadImageError(Exception):
@@ -32,19 +51,117 @@ LOCAL_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS - 1
 
 
 def is_image_name(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS or Path(path).suffix.lower() in OPTIONAL_IMAGE_FORMATS
+
+
+def format_support(suffix: str) -> str | None:
+    """None when this Pillow decodes files with ``suffix``; else the one-line reason it cannot (HEIC/AVIF)."""
+    kind = OPTIONAL_IMAGE_FORMATS.get(suffix.lower())
+    if kind is None:
+        return None
+    if kind == "AVIF":
+        from PIL import features
+
+        if features.check("avif"):
+            return None
+        return "unsupported format (AVIF): this Pillow has no AVIF decoder; convert it or upgrade Pillow (11.3+)"
+    if "HEIF" in Image.registered_extensions().values() or ".heic" in Image.registered_extensions():
+        return None  # pillow-heif's opener is registered
+    return "unsupported format (HEIC): convert it or pip install pillow-heif"
+
+
+# ------------------------------------------------------------------------------------------ the decoding budget
+
+
+def set_decode_budget(megabytes: float | None) -> None:
+    """The decoding budget for this process, in MB (None: ``$MASKWATCH_MAX_DECODE_MB``, else 768); the CLI's
+    ``--max-decode-mb``."""
+    global _budget_mb
+    if megabytes is not None and not megabytes > 0:
+        raise ValueError(f"the decoding budget must be positive (got {megabytes})")
+    _budget_mb = megabytes
+
+
+def decode_budget() -> int:
+    """The decoding budget in bytes: ``set_decode_budget``'s, else ``$MASKWATCH_MAX_DECODE_MB``, else 768 MB."""
+    mb = _budget_mb
+    if mb is None:
+        env = os.environ.get(BUDGET_ENV, "").strip()
+        try:
+            mb = float(env) if env else DEFAULT_MAX_DECODE_MB
+        except ValueError:
+            log.warning("%s=%r is not a number of megabytes: using %d", BUDGET_ENV, env, DEFAULT_MAX_DECODE_MB)
+            mb = DEFAULT_MAX_DECODE_MB
+        if not mb > 0:
+            mb = DEFAULT_MAX_DECODE_MB
+    return int(mb * 1_000_000)
+
+
+def decode_bytes(width: int, height: int, mode: str = "RGB") -> int:
+    """Memory that decoding a ``width`` x ``height`` image of Pillow ``mode`` to the pipeline's RGB takes: the
+    decoded pixels as Pillow holds them (1 byte for 1-bit, gray and palette images, 2 for 16-bit, 4 for the rest),
+    what converting them to 8-bit RGB needs on the way (16-bit, 32-bit and float images and transparency go through
+    numpy), then Pillow's RGB image and a numpy copy (``RGB_COPIES_BYTES``). Detector inputs are bounded apart
+    (``detect.detector``), so this is the whole cost of an image that grows with its size."""
+    if mode in ("1", "L", "P"):
+        stored = 1
+    elif mode.startswith("I;16"):
+        stored = 2 + 8  # the array, its uint16 copy, the high byte, the gray-to-RGB repeat
+    elif mode in ("I", "F"):
+        stored = 4 + 32  # float64 copies for the value rules of to_rgb8
+    elif mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        stored = 4 + 20  # compositing on white in uint16
+    else:
+        stored = 4
+    return int(width) * int(height) * (stored + RGB_COPIES_BYTES)
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1_000_000:,.0f} MB" if n >= 10_000_000 else f"{n / 1_000_000:,.1f} MB"
+
+
+def over_budget(width: int, height: int, mode: str = "RGB", what: str = "") -> str | None:
+    """The one-line reason an image (or a video's frames: ``what`` = "frames of ") is refused before decoding, or
+    None when it fits the decoding budget."""
+    need, budget = decode_bytes(width, height, mode), decode_budget()
+    if need <= budget:
+        return None
+    return (
+        f"{what}{width:,} x {height:,} pixels ({megabytes(need)} decoded) is over the decoding budget of"
+        f" {megabytes(budget)} ({BUDGET_HINT})"
+    )
 
 
 def open_rgb(path: str | Path) -> Image.Image:
     """Open an image fully decoded, EXIF-rotated, in RGB; raise ``BadImageError`` with a reason."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise BadImageError(path, f"cannot read ({exc.strerror or exc})") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # never opened: reading a FIFO blocks, a device may never end
+        raise BadImageError(path, f"not a regular file: {file_type(st.st_mode)}")
+    if st.st_size == 0:
         raise BadImageError(path, "zero-byte file")
+    unsupported = format_support(path.suffix)
+    if unsupported:
+        raise BadImageError(path, unsupported)
     return _decode(path, path, max_pixels=LOCAL_MAX_PIXELS)
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words (for ``st_mode``)."""
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
 def decode_rgb(data: bytes, name: str = "upload", *, max_pixels: int | None = None) -> Image.Image:
@@ -54,29 +171,59 @@ def decode_rgb(data: bytes, name: str = "upload", *, max_pixels: int | None = No
     return _decode(io.BytesIO(data), name, max_pixels=max_pixels)
 
 
+_BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
+
+
 def _decode(source: Path | io.BytesIO, name: str | Path, *, max_pixels: int | None = None) -> Image.Image:
+    """Decode with every check before the pixels are: the caller's pixel limit, the decoding budget, Pillow's
+    guard; Pillow's warnings (corrupt EXIF, a truncated TIFF read) are logged naming the file."""
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings():
-            # Pillow's own guard (a warning over MAX_IMAGE_PIXELS, an error over twice that) stands where the caller
-            # sets no limit; a caller's max_pixels replaces the warning (ServeSettings keeps it under the error).
-            warnings.simplefilter("ignore" if max_pixels is not None else "error", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, with the size
             with Image.open(source) as img:
                 w, h = img.size
                 if max_pixels is not None and w * h > max_pixels:
-                    raise ImageTooLargeError(name, f"too many pixels ({w}x{h} > {max_pixels:,})")
+                    raise ImageTooLargeError(name, f"too many pixels ({w}x{h} = {w * h:,} > {max_pixels:,})")
+                refused = over_budget(w, h, "RGBA" if "transparency" in img.info else img.mode)
+                if refused:
+                    raise ImageTooLargeError(name, refused)
+                # Pillow's own guard (its warning over MAX_IMAGE_PIXELS, here an error; its error over twice that)
+                # stands where the caller sets no limit (ServeSettings keeps its max_pixels under Pillow's error).
+                limit = Image.MAX_IMAGE_PIXELS
+                if max_pixels is None and limit and w * h > limit:
+                    raise ImageTooLargeError(name, f"too many pixels (over {limit:,}: {w:,} x {h:,} = {w * h:,})")
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
                 return _to_rgb(img)
     except UnidentifiedImageError:
         raise BadImageError(name, "not an image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(name, f"too many pixels (over {max_pixels or Image.MAX_IMAGE_PIXELS:,})") from None
+    except Image.DecompressionBombError as exc:  # raised by Image.open: the size is only in its message
+        found = _BOMB_SIZE.search(str(exc))
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        pixels = f"{int(found.group(1)):,} pixels" if found else "more pixels"
+        raise ImageTooLargeError(name, f"too many pixels ({pixels}, over Pillow's limit of {limit:,})") from None
+    except MemoryError:
+        raise ImageTooLargeError(name, f"out of memory decoding it ({BUDGET_HINT} may be set too high)") from None
     except OSError as exc:
         text = str(exc)
         reason = "truncated image" if "truncated" in text.lower() else f"unreadable image ({text})"
         raise BadImageError(name, reason) from None
     except (ValueError, SyntaxError, IndexError, TypeError, struct.error, ZeroDivisionError) as exc:
         raise BadImageError(name, f"corrupt image ({exc})") from None  # Pillow raises these on corrupt headers
+    finally:
+        _log_warnings(name, caught)
+
+
+def _log_warnings(name: str | Path, caught: list[warnings.WarningMessage]) -> None:
+    """Pillow's warnings on one file, each once, as a log line that names the file (not a bare warning)."""
+    seen: set[str] = set()
+    for w in caught:
+        text = (str(w.message).splitlines() or [""])[0]
+        if text not in seen:
+            seen.add(text)
+            log.warning("warning %s: Pillow: %s", printable(str(name)), text.strip())
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -109,8 +256,10 @@ def to_rgb8(pixels: np.ndarray, *, bgr: bool = False) -> np.ndarray:
     channels = values.shape[2]
     colour = values[:, :, : 1 if channels <= 2 else 3]
     if channels in (2, 4):
-        alpha = values[:, :, -1:].astype(np.uint32)
-        blended = (colour.astype(np.uint32) * alpha + 255 * (255 - alpha) + 127) // 255
+        alpha = values[:, :, -1:].astype(np.uint16)  # c*a + 255*(255-a) + 127 <= 65152: uint16 holds it
+        blended = colour.astype(np.uint16) * alpha
+        blended += 255 * (255 - alpha) + 127
+        blended //= 255
         colour = blended.astype(np.uint8)
     if bgr and colour.shape[2] == 3:
         colour = colour[:, :, ::-1]

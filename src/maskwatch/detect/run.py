@@ -22,7 +22,6 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image
-from rich.markup import escape
 
 from maskwatch.detect.annotate import Annotator
 from maskwatch.detect.defaults import DEFAULT_DET_SIZE, VIDEO_DET_MIN, VIDEO_DET_SCALE
@@ -31,7 +30,7 @@ from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, res
 from maskwatch.detect.tracking import TrackedPipeline, summarise
 from maskwatch.detect.video import VideoWriter
 from maskwatch.paths import is_stdout
-from maskwatch.progress import console, quiet
+from maskwatch.progress import console, printable, quiet, shown
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +70,30 @@ class SourceSummary:
 class DetectReport:
     sources: list[SourceSummary] = field(default_factory=list)  # all photos together as one, then each video
     errors: list[SourceError] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files in folders and globs that are not images or videos
 
     @property
     def failed(self) -> bool:
         return bool(self.errors)
+
+    @property
+    def failed_sources(self) -> int:
+        """Inputs (and folder entries) with at least one error line."""
+        return len({e.source for e in self.errors})
+
+    def counts(self) -> str:
+        """The run in one line: "12 images, 2 videos (3,000 frames); 3 failed; 4 other files ignored"."""
+        images = sum(s.frames for s in self.sources if s.kind == "image")
+        streams = [s for s in self.sources if s.kind != "image" and s.frames]
+        parts = [f"{images} image{'s' if images != 1 else ''}"]
+        if streams:
+            frames = sum(s.frames for s in streams)
+            parts.append(f"{len(streams)} video/stream{'s' if len(streams) != 1 else ''} ({frames:,} frames)")
+        text = ", ".join(parts) + f"; {self.failed_sources} failed"
+        if self.ignored:
+            n = len(self.ignored)
+            text += f"; {n} other file{'s' if n != 1 else ''} ignored (not images or videos)"
+        return text
 
 
 def _safe_name(text: str) -> str:
@@ -122,7 +141,7 @@ class _Outputs:
         if not self.noted:
             self.noted = True
             console.print(
-                f"[yellow]note[/] {escape(str(self.dir))} holds inputs of this run: their annotated copies are named"
+                f"[yellow]note[/] {shown(self.dir)} holds inputs of this run: their annotated copies are named"
                 " *-annotated (inputs are never written over)",
                 highlight=False,
             )
@@ -191,7 +210,7 @@ def detect_sources(
     report = DetectReport()
     inputs: list[Input] = []
     for spec in specs:
-        found, errors = resolve_inputs(spec)
+        found, errors = resolve_inputs(spec, report.ignored)
         inputs.extend(found)
         for err in errors:
             _report_error(report, err)
@@ -230,7 +249,11 @@ def detect_sources(
                         if isinstance(item, SourceError):
                             _report_error(report, item)
                             continue
-                        faces = pipeline.faces(item.image)
+                        try:
+                            faces = pipeline.faces(item.image)
+                        except MemoryError:  # the decoding budget set too high for this machine
+                            _report_error(report, SourceError(inp.name(), "out of memory finding faces in it"))
+                            continue
                         result = pipeline.result(item.image, faces, inp.name(), None)
                         images_summary.frames += 1
                         images_summary.faces += len(result.faces)
@@ -288,9 +311,10 @@ def video_pipeline(pipeline: Pipeline, size: int | None) -> Pipeline:
 
 
 def _report_error(report: DetectReport, err: SourceError, what: str = "skipped") -> None:
-    """One line per problem; the source and reason are escaped (a file called ``IMG [party].jpg`` is no markup)."""
+    """One line per problem; the source and reason are escaped: a file called ``IMG [party].jpg`` is no markup, and
+    control characters in a name (a newline, an ESC sequence) are shown as escapes."""
     report.errors.append(err)
-    console.print(f"[red]{what}[/] {escape(err.source)}: {escape(err.reason)}", markup=True, highlight=False)
+    console.print(f"[red]{what}[/] {shown(err.source)}: {shown(err.reason)}", markup=True, highlight=False)
 
 
 def _run_stream(
@@ -314,7 +338,7 @@ def _run_stream(
     start = time.perf_counter()
     try:
         with make_progress(TextColumn("{task.fields[fps]:.1f} FPS")) as progress:
-            task = progress.add_task(inp.name(), total=opts.max_frames, fps=0.0)
+            task = progress.add_task(shown(inp.name()), total=opts.max_frames, fps=0.0)
             for item in iter_frames(inp, every=opts.every, max_frames=opts.max_frames):
                 if isinstance(item, SourceError):
                     _report_error(report, item)
@@ -360,5 +384,5 @@ def _run_stream(
         summary.seconds = time.perf_counter() - start
     summary.summary = tracked.summary() if tracked else summarise(list(seen.elements()), pipeline.labels)
     if quiet():
-        log.info("%s: %d frames, %.1f FPS", inp.name(), summary.frames, summary.fps)
+        log.info("%s: %d frames, %.1f FPS", printable(inp.name()), summary.frames, summary.fps)
     return summary

@@ -21,8 +21,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, open_rgb, to_rgb8
+from maskwatch.data.images import (
+    IMAGE_EXTENSIONS,
+    OPTIONAL_IMAGE_FORMATS,
+    BadImageError,
+    format_support,
+    open_rgb,
+    over_budget,
+    to_rgb8,
+)
+from maskwatch.detect.walk import Walk, not_a_file
 from maskwatch.errors import MaskwatchError
+from maskwatch.progress import printable
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +114,23 @@ class AvCapture:
 
         self._av = av
         self.container: Any = None
-        self.error: str | None = None
+        self.error: str | None = None  # why it did not open (PyAV's words), or why it stopped (the budget)
+        self.budget_exceeded = False
         try:
             self.container = av.open(url, format=format, options=options or {}, timeout=timeout)
             self.stream = self.container.streams.video[0]
-        except (av.FFmpegError, OSError, IndexError, ValueError) as exc:
-            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except IndexError:
+            self.error = "no video stream in it"
+            self.release()
+            return
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            self.error = av_error_text(exc)
+            self.release()
+            return
+        width, height = self.stream.codec_context.width, self.stream.codec_context.height
+        self.error = over_budget(width, height, "RGB", "frames of ") if width and height else None
+        if self.error:  # refused before a frame is decoded
+            self.budget_exceeded = True
             self.release()
             return
         self.stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the camera
@@ -141,7 +162,14 @@ class AvCapture:
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         frame = self._next()
-        return (False, None) if frame is None else (True, frame.to_ndarray(format="rgb24"))
+        if frame is None:
+            return False, None
+        refused = over_budget(frame.width, frame.height, "RGB", "frames of ")
+        if refused:  # a stream whose frames grow past the budget after it opened: not converted, it ends here
+            self.error, self.budget_exceeded = refused, True
+            self.release()
+            return False, None
+        return True, frame.to_ndarray(format="rgb24")
 
     def grab(self) -> bool:
         return self._next() is not None
@@ -171,6 +199,13 @@ class AvCapture:
 CaptureFactory = Callable[[Input], Capture]
 
 
+def av_error_text(exc: BaseException) -> str:
+    """PyAV's (FFmpeg's) reason in words, without the errno and the URL: "HTTP Error 404 Not Found", "Invalid data
+    found when processing input", "Connection refused"."""
+    text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [""])[0] or type(exc).__name__
+    return str(text).strip()
+
+
 # ----------------------------------------------------------------------------------------------------- resolving
 
 
@@ -187,11 +222,13 @@ def unique_inputs(inputs: Iterable[Input]) -> list[Input]:
     return unique
 
 
-def resolve_inputs(spec: str) -> tuple[list[Input], list[SourceError]]:
+def resolve_inputs(spec: str, ignored: list[str] | None = None) -> tuple[list[Input], list[SourceError]]:
     """Turn one SOURCE argument into inputs to read, and the reasons some of it cannot be read.
 
-    ``spec`` is an image or video file, a folder (searched recursively, sorted, non-media files ignored), a glob
-    pattern (same rules as a folder), a webcam index ("0") or a stream URL (rtsp, rtmp, http(s), udp, tcp).
+    ``spec`` is an image or video file, a folder (searched recursively, sorted, files that are not images or videos
+    by their extension passed over and added to ``ignored``), a glob pattern (same rules as a folder), a webcam
+    index ("0") or a stream URL (rtsp, rtmp, http(s), udp, tcp). Every image or video entry of a folder ends as an
+    input or an error: links that lead nowhere or in a loop, FIFOs and devices, folders that cannot be listed.
     """
     if not spec.strip():
         return [], [SourceError(spec, "empty source")]
@@ -210,34 +247,43 @@ def resolve_inputs(spec: str) -> tuple[list[Input], list[SourceError]]:
         kind = _kind_of(path)
         if kind is None:
             return [], [SourceError(spec, f"not an image or video ({_extension_text(path)})")]
+        unsupported = format_support(path.suffix)
+        if unsupported:
+            return [], [SourceError(spec, unsupported)]
         return [Input(kind, spec)], []
     if path.is_dir():
-        try:
-            inputs = _media_in([path])
-        except OSError as exc:
-            return [], [SourceError(spec, f"cannot list folder ({exc.strerror or exc})")]
-        if not inputs:
+        found = _walked(Walk(_is_media, format_support, ignored).folder(spec))
+        if not found[0] and not found[1]:
             return [], [SourceError(spec, "no images or videos in this folder")]
-        return inputs, []
-    if path.exists():
-        return [], [SourceError(spec, "not a file or folder")]
+        return found
+    if os.path.lexists(spec):
+        return [], [SourceError(spec, not_a_file(spec))]
     if _GLOB_CHARS.search(spec):
-        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+        matches = sorted(glob.glob(spec, recursive=True))
         if not matches:
             return [], [SourceError(spec, "pattern matches nothing")]
-        try:
-            inputs = _media_in(matches)
-        except OSError as exc:
-            return [], [SourceError(spec, f"cannot list matches ({exc.strerror or exc})")]
-        if not inputs:
+        walk = Walk(_is_media, format_support, ignored)
+        for match in matches:
+            walk.entry(match)
+        found = _walked(walk)
+        if not found[0] and not found[1]:
             return [], [SourceError(spec, f"pattern matches {len(matches)} path(s) but no image or video")]
-        return inputs, []
+        return found
     return [], [SourceError(spec, "does not exist")]
+
+
+def _is_media(path: str) -> bool:
+    return _kind_of(Path(path)) is not None
+
+
+def _walked(walk: Walk) -> tuple[list[Input], list[SourceError]]:
+    inputs = [Input(_kind_of(Path(p)) or "image", p) for p in sorted(walk.files)]
+    return inputs, [SourceError(p, reason) for p, reason in walk.problems]
 
 
 def _kind_of(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
+    if suffix in IMAGE_EXTENSIONS or suffix in OPTIONAL_IMAGE_FORMATS:
         return "image"
     if suffix in VIDEO_EXTENSIONS:
         return "video"
@@ -246,24 +292,6 @@ def _kind_of(path: Path) -> str | None:
 
 def _extension_text(path: Path) -> str:
     return f"unknown extension {path.suffix}" if path.suffix else "no file extension"
-
-
-def _media_in(paths: list[Path]) -> list[Input]:
-    """Images and videos among ``paths``, folders searched recursively; sorted by path, no duplicates."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(p for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
-            files.append(path)
-    inputs: list[Input] = []
-    seen: set[Path] = set()
-    for file in sorted(files):
-        kind = _kind_of(file)
-        if kind is not None and file not in seen:
-            seen.add(file)
-            inputs.append(Input(kind, str(file)))
-    return inputs
 
 
 def _hide_password(url: str) -> str:
@@ -339,26 +367,39 @@ def _default_capture(inp: Input) -> Capture:
     return AvCapture(inp.location)
 
 
-def _open(factory: CaptureFactory, inp: Input) -> Capture | None:
+def _open(factory: CaptureFactory, inp: Input) -> tuple[Capture | None, str | None]:
+    """The opened capture, or None and why not (PyAV's words, where the capture kept them)."""
     try:
         cap = factory(inp)
     except (OSError, ValueError) as exc:
-        logger.debug("%s: opening failed: %s", inp.name(), exc)
-        return None
+        logger.debug("%s: opening failed: %s", printable(inp.name()), exc)
+        return None, av_error_text(exc)
     if cap.isOpened():
-        return cap
-    logger.debug("%s: opening failed: %s", inp.name(), getattr(cap, "error", None))
+        return cap, None
+    error = getattr(cap, "error", None)
+    logger.debug("%s: opening failed: %s", printable(inp.name()), error)
     cap.release()
-    return None
+    return None, error
 
 
-def _open_failure(inp: Input) -> str:
+def _open_failure(inp: Input, error: str | None = None) -> str:
+    """The one line for an input that did not open; ``error`` (PyAV's reason) says what happened."""
+    if error and "decoding budget" in error:
+        return error
+    detail = f" ({error})" if error else ""
     if inp.kind == "webcam":
-        return f"cannot open camera {inp.location}"
+        return f"cannot open camera {inp.location}{detail}"
     if inp.kind == "stream":
-        return "cannot connect to stream"
-    if not Path(inp.location).exists():
+        low = (error or "").lower()
+        if "http error" in low or low.startswith("server returned"):
+            return f"stream answered {error}"  # the server was reached: a 404, a 401, ...
+        if "invalid data" in low or "no video stream" in low:
+            return f"not a video stream{detail}"
+        return f"cannot connect to stream{detail}"
+    if not os.path.lexists(inp.location):
         return "does not exist"
+    if error:
+        return f"cannot open video{detail}"
     return "cannot open video (corrupt file or unsupported format)"
 
 
@@ -372,9 +413,10 @@ def _iter_capture(
     factory: CaptureFactory,
 ) -> Iterator[Frame | SourceError]:
     name = inp.name()
-    cap = _open(factory, inp)
+    shown_name = printable(name)  # log lines: a name's control characters escaped
+    cap, error = _open(factory, inp)
     if cap is None:
-        yield SourceError(name, _open_failure(inp))
+        yield SourceError(name, _open_failure(inp, error))
         return
     try:
         fps = _fps(cap)
@@ -389,7 +431,7 @@ def _iter_capture(
             ok, image = _read(cap, wanted)
             if ok:
                 if failures and inp.kind == "video":
-                    logger.warning("%s: skipped %d unreadable frame(s) before frame %d", name, failures, index)
+                    logger.warning("%s: skipped %d unreadable frame(s) before frame %d", shown_name, failures, index)
                 failures = attempts = 0
                 if wanted:
                     yield Frame(name, index, image, fps, total or None)
@@ -398,14 +440,19 @@ def _iter_capture(
                 on_connection += 1
                 continue
             failures += 1
+            if getattr(cap, "budget_exceeded", False):
+                yield SourceError(name, getattr(cap, "error", None) or "frames over the decoding budget")
+                return
             if inp.kind == "video":
                 if index < total and failures <= MAX_FILE_FAILURES:
-                    logger.debug("%s: cannot read frame %d, trying the next", name, index)
+                    logger.debug("%s: cannot read frame %d, trying the next", shown_name, index)
                     continue
                 if index == 0:
                     yield SourceError(name, "no frame could be decoded")
                 elif index < total:
-                    logger.warning("%s: stopped at frame %d of %d: the rest cannot be decoded", name, index, total)
+                    logger.warning(
+                        "%s: stopped at frame %d of %d: the rest cannot be decoded", shown_name, index, total
+                    )
                 return
             if inp.kind == "webcam":
                 if failures <= MAX_CAMERA_FAILURES:
@@ -425,10 +472,13 @@ def _iter_capture(
                     yield SourceError(name, f"{lost} after {attempts} reconnect attempts")
                     return
                 attempts += 1
-                logger.warning("%s: stream lost, reconnecting (attempt %d of %d)", name, attempts, reconnect)
+                logger.warning("%s: stream lost, reconnecting (attempt %d of %d)", shown_name, attempts, reconnect)
                 if reconnect_delay:
                     time.sleep(reconnect_delay)
-                cap = _open(factory, inp)
+                cap, error = _open(factory, inp)
+                if error and "decoding budget" in error:
+                    yield SourceError(name, error)
+                    return
             fps = _fps(cap) or fps
             total = _frame_count(cap)
             on_connection = failures = 0

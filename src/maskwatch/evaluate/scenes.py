@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.markup import escape
 
 from maskwatch.data.images import BadImageError, open_rgb
 from maskwatch.data.voc import VocImage, is_voc_dir, read_voc
@@ -24,7 +23,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.evaluate.detection import GroundTruth, Prediction, detection_metrics, plot_detection_report
 from maskwatch.evaluate.report import write_problems
 from maskwatch.io import write_json, write_text
-from maskwatch.progress import info, track
+from maskwatch.progress import info, shown, track
 from maskwatch.runtime.classifiers import describe
 
 
@@ -116,8 +115,8 @@ def evaluate_scenes(
                 )
             if missing:
                 info(
-                    f"[yellow]scene names in {escape(str(split_from))} that match no scene of {escape(str(voc_dir))}"
-                    f" ({len(missing)} of {len(keep)}, left out):[/] {escape(', '.join(missing[:5]))}"
+                    f"[yellow]scene names in {shown(split_from)} that match no scene of {shown(voc_dir)}"
+                    f" ({len(missing)} of {len(keep)}, left out):[/] {shown(', '.join(missing[:5]))}"
                     + (f", ... {len(missing) - 5} more (listed_not_found in metrics.json)" if len(missing) > 5 else "")
                 )
         if not scenes:
@@ -130,7 +129,7 @@ def evaluate_scenes(
     skipped: list[dict[str, str]] = [{"file": str(p), "reason": r} for p, r in problems]
     out.mkdir(parents=True, exist_ok=True)
     lines = []
-    for scene in track(scenes, f"detecting faces in {voc_dir.name}"):
+    for scene in track(scenes, f"detecting faces in {shown(voc_dir.name)}"):
         try:
             image = np.asarray(open_rgb(scene.image_path))
         except BadImageError as exc:
@@ -153,7 +152,8 @@ def evaluate_scenes(
         )
     unknown = sorted({label for g in gts for label in g.labels} - set(labels))
     if unknown:
-        info(f"[yellow]ground-truth labels the model does not know are scored as misses:[/] {', '.join(unknown)}")
+        names = shown(", ".join(unknown))
+        info(f"[yellow]ground-truth labels the model does not know are scored as misses:[/] {names}")
         # no probability for them (NaN): their faces count as wrong labels, their classes get no box and AP 0
         preds = [replace(p, probs=np.pad(p.probs, ((0, 0), (0, len(unknown))), constant_values=np.nan)) for p in preds]
     metrics = detection_metrics(gts, preds, [*labels, *unknown])

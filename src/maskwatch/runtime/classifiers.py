@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from maskwatch.data.images import BadImageError, open_rgb
+from maskwatch.data.images import BadImageError, decode_budget, decode_bytes, open_rgb
 from maskwatch.errors import MaskwatchError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -111,29 +111,47 @@ def classify_paths(
     classifier: FaceClassifier, paths: Sequence[Path], batch_size: int = 32, reframe: Reframe | None = None
 ) -> Iterator[dict]:
     """One result per path, in order: ``classify_images``'s, or ``{source, error}`` for a file that could not be
-    read or classified (one bad file never stops a run over many)."""
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        images, ok, results = [], [], {}
-        for p in chunk:
-            try:
-                images.append(open_rgb(p))
-                ok.append(p)
-            except BadImageError as exc:
-                results[p] = {"source": str(p), "error": exc.reason}
-            except (OSError, ValueError, MemoryError) as exc:
-                results[p] = {"source": str(p), "error": f"cannot read image ({_one_line(exc)})"}
-        sources = [str(p) for p in ok]
-        try:
-            batch = classify_images(classifier, images, sources, reframe)
-        except Exception:  # which image failed is found below, one at a time
-            batch = [
-                _classify_one(classifier, image, source, reframe) for image, source in zip(images, sources, strict=True)
-            ]
-        for p, result in zip(ok, batch, strict=True):
-            results[p] = result
-        for p in chunk:
-            yield results[p]
+    read or classified (one bad file never stops a run over many). A batch holds at most ``batch_size`` images and,
+    together, no more decoded pixels than the decoding budget (``data.images.decode_budget``): 32 large photos are
+    never in memory at once."""
+    budget = decode_budget()
+    pending: list[tuple[Path, Image.Image | None, dict | None]] = []  # (path, image, or its error result)
+    held = 0  # bytes of the decoded images in pending
+    for p in paths:
+        image, error = _open(p)
+        size = decode_bytes(*image.size) if image is not None else 0
+        if pending and (held + size > budget or len(pending) >= batch_size):
+            yield from _classify_batch(classifier, pending, reframe)
+            pending, held = [], 0
+        pending.append((p, image, error))
+        held += size
+    if pending:
+        yield from _classify_batch(classifier, pending, reframe)
+
+
+def _open(path: Path) -> tuple[Image.Image | None, dict | None]:
+    try:
+        return open_rgb(path), None
+    except BadImageError as exc:
+        return None, {"source": str(path), "error": exc.reason}
+    except (OSError, ValueError, MemoryError) as exc:
+        return None, {"source": str(path), "error": f"cannot read image ({_one_line(exc)})"}
+
+
+def _classify_batch(
+    classifier: FaceClassifier, pending: list[tuple[Path, Image.Image | None, dict | None]], reframe: Reframe | None
+) -> Iterator[dict]:
+    images = [image for _, image, _ in pending if image is not None]
+    sources = [str(p) for p, image, _ in pending if image is not None]
+    try:
+        batch = classify_images(classifier, images, sources, reframe)
+    except Exception:  # which image failed is found below, one at a time
+        batch = [
+            _classify_one(classifier, image, source, reframe) for image, source in zip(images, sources, strict=True)
+        ]
+    done = iter(batch)
+    for _, image, error in pending:
+        yield next(done) if image is not None else error  # type: ignore[misc]
 
 
 def _classify_one(classifier: FaceClassifier, image: Image.Image, source: str, reframe: Reframe | None) -> dict:
