@@ -7,10 +7,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-
 from maskwatch.io import atomic_path, read_json, write_json
-from maskwatch.progress import info
+from maskwatch.progress import info, shown
 
 if TYPE_CHECKING:  # write_report's imports (torch, sklearn, matplotlib) wait for it: write_problems needs none
     import numpy as np
@@ -31,10 +29,10 @@ def write_problems(
         writer.writerow(["path", "reason"])
         writer.writerows(rows)
     if rows:
-        first = "; ".join(f"{escape(Path(p).name)}: {escape(r)}" for p, r in rows[:show])
+        first = "; ".join(f"{shown(Path(p).name)}: {shown(r)}" for p, r in rows[:show])
         more = f"; ... {len(rows) - show} more" if len(rows) > show else ""
         what = what or f"{len(rows)} file{'s' if len(rows) != 1 else ''} skipped"
-        info(f"[yellow]{escape(what)} (see {escape(str(path))}):[/] {first}{more}")
+        info(f"[yellow]{shown(what)} (see {shown(path)}):[/] {first}{more}")
     return path
 
 
