@@ -21,13 +21,13 @@ from starlette.requests import ClientDisconnect, HTTPConnection
 from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, ImageTooLargeError, decode_rgb
 from maskwatch.detect.pipeline import Pipeline
 from maskwatch.detect.reframe import Reframer
-from maskwatch.serve.inference import Busy, InferenceQueue
-from maskwatch.serve.schemas import MULTIPART
+from maskwatch.serve.inference import BUSY, Busy, InferenceQueue
+from maskwatch.serve.schemas import API, MULTIPART
 from maskwatch.serve.settings import ServeSettings
 from maskwatch.serve.store import Event, EventStore
 
 MAX_CROPS = 32  # face crops per /classify request
-BUSY = "server busy: too many requests waiting for the model"
+MODEL_ROUTES = (f"{API}/detect", f"{API}/classify")  # the POSTs that wait in the queue's line (inference.Admission)
 
 
 @dataclass
@@ -69,8 +69,7 @@ async def read_body(state: ServerState, request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
-    if state.queue.full():  # refuse before reading a body that would wait anyway
-        raise HTTPException(503, BUSY, {"Retry-After": "1"})
+    # a full queue has refused the request already, before this (inference.Admission): no body read for a 503
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout):
@@ -136,8 +135,11 @@ def decode(state: ServerState, name: str, data: bytes) -> Image.Image:
 async def infer(state: ServerState, func: Callable[..., Any], *args: object) -> Any:
     try:
         return await state.queue.run(func, *args)
-    except Busy:
-        raise HTTPException(503, BUSY, {"Retry-After": "1"}) from None
+    except Busy:  # only a request that did not pass Admission's line (the line refuses before the body)
+        headers = {"Retry-After": str(state.queue.retry_after())}
+        if state.settings.busy_close:
+            headers["Connection"] = "close"
+        raise HTTPException(503, BUSY, headers) from None
 
 
 def log_event(state: ServerState, event: Event, files: Sequence[tuple[str, bytes]] = ()) -> int:
