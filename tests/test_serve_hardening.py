@@ -1,23 +1,29 @@
 """``maskwatch serve`` under attack and overload: the Host check (DNS rebinding), the line in front of the model
-(a flood is refused before its body is read and never reaches the model or the log)."""
+(a flood is refused before its body is read and never reaches the model or the log), the documented formats of
+``from``/``to``, truncated TIFFs, the pixel-limit message."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 import threading
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
 from maskwatch.serve.app import create_app
 from maskwatch.serve.guard import host_name
 from maskwatch.serve.inference import InferenceQueue
+from maskwatch.serve.routes.events import TIME_PATTERN
 from maskwatch.serve.settings import ServeSettings
-from test_serve import ASTRONAUT, BASE, default_pipeline
+from test_serve import ASTRONAUT, BASE, bomb_png, default_pipeline, png_bytes
 
 EVIL = "evil.example"
 
@@ -29,6 +35,13 @@ def pipeline():
 
 def app_for(tmp_path: Path, pipeline, **kw):
     return create_app(ServeSettings(db=tmp_path / "events.sqlite", **kw), pipeline=pipeline)
+
+
+def lzw_tiff() -> bytes:
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(buf, "TIFF", compression="tiff_lzw")
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------- Host check
@@ -217,3 +230,46 @@ def test_retry_after_grows_with_the_backlog():
     queue.pending, queue._seconds = 4, 2.0  # four calls of two seconds ahead
     assert 8 <= queue.retry_after() <= 12  # with up to 50 % jitter
     queue.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+
+
+def test_stats_and_events_schema_say_which_times_they_take(tmp_path, pipeline):
+    with TestClient(app_for(tmp_path, pipeline), base_url=BASE) as c:
+        paths = c.get("/openapi.json").json()["paths"]
+        for route in ("/api/v1/stats", "/api/v1/events.csv"):
+            params = {p["name"]: p["schema"] for p in paths[route]["get"]["parameters"]}
+            for name in ("from", "to"):
+                schema = params[name]["anyOf"][0]
+                assert schema["pattern"] == TIME_PATTERN, (route, name)
+        for value in ("2026-11-26T10:00:00Z", "2026-11-26", "2026-11-26 10:00", "1795600000", "0.5", ""):
+            assert re.match(TIME_PATTERN, value)
+            assert c.get("/api/v1/stats", params={"to": value}).status_code == 200, value
+        for value in ("yesterday", "1e9", "nan", "2026-13-01", "253402300800"):
+            assert not re.match(TIME_PATTERN, value)
+            r = c.get("/api/v1/events.csv", params={"from": value})
+            assert r.status_code == 422 and "\n" not in r.json()["detail"], value
+
+
+def test_truncated_tiff_is_a_broken_image_not_another_kind_of_file(tmp_path, pipeline):
+    """Pillow writes a TIFF's directory after its pixels: cut short, the file cannot be identified at all, which
+    read as 'not an image' (415); it begins as a TIFF, so it is a broken image (422)."""
+    data = lzw_tiff()
+    with TestClient(app_for(tmp_path, pipeline), base_url=BASE) as c:
+        assert c.post("/api/v1/detect", content=data).status_code == 200
+        for cut in (100, len(data) // 2, len(data) - 10):
+            for route in ("/api/v1/detect", "/api/v1/classify"):
+                r = c.post(route, files={"file": ("cam.tif", data[:cut], "image/tiff")})
+                assert r.status_code == 422, (cut, route, r.text)
+                assert r.json()["detail"].startswith("cam.tif: truncated or corrupt image")
+        text = c.post("/api/v1/detect", files={"file": ("notes.txt", b"II but not a TIFF", "text/plain")})
+        assert text.status_code == 415
+
+
+def test_pixel_limit_message_shows_the_images_size(tmp_path, pipeline):
+    with TestClient(app_for(tmp_path, pipeline, max_pixels=40_000_000), base_url=BASE) as c:
+        r = c.post("/api/v1/detect", content=bomb_png(12000, 9000))
+        assert r.status_code == 413
+        assert r.json()["detail"] == "upload: too many pixels (12000x9000 = 108,000,000 pixels > 40,000,000)"
+        assert c.post("/api/v1/detect", content=png_bytes(64, 64)).status_code == 200

@@ -63,7 +63,7 @@ def _decode(source: Path | io.BytesIO, name: str | Path, *, max_pixels: int | No
             with Image.open(source) as img:
                 w, h = img.size
                 if max_pixels is not None and w * h > max_pixels:
-                    raise ImageTooLargeError(name, f"too many pixels ({w}x{h} > {max_pixels:,})")
+                    raise ImageTooLargeError(name, f"too many pixels ({w}x{h} = {w * h:,} pixels > {max_pixels:,})")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img)
