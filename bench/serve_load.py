@@ -103,8 +103,9 @@ def baseline(image_path: Path, seconds: float) -> dict:
     from PIL import Image
 
     from maskwatch.detect.pipeline import load_pipeline
+    from maskwatch.runtime.classifiers import load_classifier
 
-    pipeline = load_pipeline()
+    pipeline = load_pipeline(classifier=load_classifier())  # the server's default pipeline (as cli/common loads it)
     image = np.asarray(Image.open(image_path).convert("RGB"))
     pipeline.process(image)
     n, start = 0, time.perf_counter()
