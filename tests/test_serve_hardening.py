@@ -224,12 +224,20 @@ def test_the_line_hands_freed_places_on_in_order_and_a_place_left_unused_goes_to
     assert slow.calls == 2 and queue["pending"] == 0 and queue["waiting"] == 0
 
 
-def test_retry_after_grows_with_the_backlog():
-    queue = InferenceQueue(max_pending=4)
-    assert queue.retry_after() == 1
-    queue.pending, queue._seconds = 4, 2.0  # four calls of two seconds ahead
-    assert 8 <= queue.retry_after() <= 12  # with up to 50 % jitter
-    queue.shutdown()
+def test_retry_after_grows_with_the_line():
+    async def main() -> list[int]:
+        queue = InferenceQueue(max_pending=1)
+        queue.pending, queue._seconds = 1, 2.0  # the queue full, calls of two seconds
+        alone = queue.retry_after()
+        waiting = [asyncio.create_task(queue.admit(30)) for _ in range(4)]
+        await asyncio.sleep(0)
+        four = queue.retry_after()  # four in line: eight seconds of calls ahead
+        queue.shutdown()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        return [alone, four]
+
+    alone, four = asyncio.run(main())
+    assert alone == 1 and 8 <= four <= 12  # with up to 50 % jitter
 
 
 # ---------------------------------------------------------------------------------------------------- inputs

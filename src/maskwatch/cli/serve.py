@@ -49,7 +49,6 @@ def serve(
     queue_wait: Annotated[
         float, typer.Option(help="Seconds a request beyond --queue waits for its turn (before its upload is read).")
     ] = 1.0,
-    busy_close: Annotated[bool, typer.Option(hidden=True, help="Close the connection after a 503.")] = False,
     workers: Annotated[int, typer.Option(help="Inference threads.")] = 1,
     det_size: Annotated[int | None, typer.Option(help="Face detector input size (default 800).")] = None,
     live_log_seconds: Annotated[float, typer.Option(help="Live streams log their counts at most this often.")] = 5.0,
@@ -78,7 +77,6 @@ def serve(
         max_pixels=max_pixels,
         max_pending=queue,
         queue_wait=queue_wait,
-        busy_close=busy_close,
         allowed_hosts=list(allowed_host or []),
         workers=workers,
         live_log_seconds=live_log_seconds,

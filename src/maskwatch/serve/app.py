@@ -72,9 +72,7 @@ def create_app(
     app.state.server = state  # what deps.get_state hands the routes
 
     # middleware, innermost first: the line in front of the model (its 503 gets CORS headers), CORS, the gate
-    app.add_middleware(
-        Admission, queue=state.queue, paths=MODEL_ROUTES, wait=settings.queue_wait, close=settings.busy_close
-    )
+    app.add_middleware(Admission, queue=state.queue, paths=MODEL_ROUTES, wait=settings.queue_wait)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

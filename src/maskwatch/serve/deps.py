@@ -156,10 +156,7 @@ async def infer(state: ServerState, func: Callable[..., Any], *args: object) -> 
     try:
         return await state.queue.run(func, *args)
     except Busy:  # only a request that did not pass Admission's line (the line refuses before the body)
-        headers = {"Retry-After": str(state.queue.retry_after())}
-        if state.settings.busy_close:
-            headers["Connection"] = "close"
-        raise HTTPException(503, BUSY, headers) from None
+        raise HTTPException(503, BUSY, {"Retry-After": str(state.queue.retry_after())}) from None
 
 
 def log_event(state: ServerState, event: Event, files: Sequence[tuple[str, bytes]] = ()) -> int:

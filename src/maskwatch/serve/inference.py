@@ -3,7 +3,7 @@
 ``max_pending`` calls may run or wait for the model. A request that finds them all taken waits in a line (FIFO)
 for up to ``wait`` seconds, before its body is read, costing nothing but a socket; when a call ends, the first in
 line is promised its place and goes on to read its upload. Only a request still in line after ``wait`` seconds is
-refused (503 with a Retry-After that grows with the backlog): latency stays bounded under overload, and clients
+refused (503 with a Retry-After that grows with the line): latency stays bounded under overload, and clients
 that retry a 503 at once can retry at most once per ``wait`` instead of spinning the CPU the model needs.
 
 ``Admission`` is the ASGI middleware that keeps the line in front of the model routes, ``InferenceQueue.run`` the
@@ -122,10 +122,11 @@ class InferenceQueue:
                 self.promised += 1
 
     def retry_after(self) -> int:
-        """Seconds until the backlog (running, promised, in line) would be done, at least 1, with jitter so that
-        refused clients do not come back together."""
-        backlog = (self.pending + self.promised + len(self._line)) * self._seconds / self.workers
-        return min(60, max(1, math.ceil(backlog * random.uniform(1.0, 1.5))))
+        """Seconds until the requests now in line would have had their turn, at least 1, with jitter so that
+        refused clients do not come back together. Not until the whole backlog is done: a client that comes back
+        then still finds the queue's own work ahead of it, so the model never waits for it."""
+        ahead = len(self._line) * self._seconds / self.workers
+        return min(60, max(1, math.ceil(ahead * random.uniform(1.0, 1.5))))
 
     # ----------------------------------------------------------------------------------------------- the call
     async def run(self, func: Callable[..., T], *args: object) -> T:
@@ -159,13 +160,11 @@ class InferenceQueue:
 
 class Admission:
     """ASGI middleware: a POST to one of ``paths`` waits in the queue's line before anything reads it; refused, it
-    gets a 503 written straight to the socket (no routing, no body read, no model, no log) with
-    ``Connection: close`` when ``close`` (a client hammering the server pays a reconnect)."""
+    gets a 503 written straight to the socket (no routing, no body read, no model, no log). (``Connection: close``
+    on it, to make clients that retry at once reconnect, was measured and left out: no gain once the line is in.)"""
 
-    def __init__(
-        self, app: ASGIApp, *, queue: InferenceQueue, paths: Collection[str], wait: float, close: bool = False
-    ) -> None:
-        self.app, self.queue, self.paths, self.wait, self.close = app, queue, frozenset(paths), wait, close
+    def __init__(self, app: ASGIApp, *, queue: InferenceQueue, paths: Collection[str], wait: float) -> None:
+        self.app, self.queue, self.paths, self.wait = app, queue, frozenset(paths), wait
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
@@ -184,8 +183,6 @@ class Admission:
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(self.queue.retry_after()).encode()),
         ]
-        if self.close:
-            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -27,7 +27,6 @@ class ServeSettings:
     max_pixels: int = 40_000_000  # larger images are refused (413) before they are decoded
     max_pending: int = 16  # requests running or waiting for the model; more wait in line (queue_wait), then 503
     queue_wait: float = 1.0  # seconds a request beyond max_pending waits in line (before its body is read)
-    busy_close: bool = False  # close the connection after a 503 (a client that retries at once must reconnect)
     workers: int = 1  # inference threads (onnxruntime already uses every core in each)
     live_log_seconds: float = 5.0  # a live stream logs the counts of its latest frame at most this often
     store_images: Path | None = None  # save every uploaded image here (off by default)
