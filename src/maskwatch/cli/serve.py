@@ -32,11 +32,23 @@ def serve(
         list[str] | None,
         typer.Option(help="Allow cross-origin requests from this origin; repeatable. Off by default."),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also answer requests for this Host name (besides localhost, 127.0.0.1, ::1 and --host); "
+            "repeatable; '*': any (turns off the DNS-rebinding check)."
+        ),
+    ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload (413 above).")] = 10.0,
     max_pixels: Annotated[
         int, typer.Option(help="Largest image in pixels (413 above, checked before decoding).")
     ] = 40_000_000,
-    queue: Annotated[int, typer.Option(help="Requests running or waiting for the model; more get 503.")] = 16,
+    queue: Annotated[
+        int, typer.Option(help="Requests running or waiting for the model; more wait in line (--queue-wait), then 503.")
+    ] = 16,
+    queue_wait: Annotated[
+        float, typer.Option(help="Seconds a request beyond --queue waits for its turn (before its upload is read).")
+    ] = 1.0,
     workers: Annotated[int, typer.Option(help="Inference threads.")] = 1,
     det_size: Annotated[int | None, typer.Option(help="Face detector input size (default 800).")] = None,
     live_log_seconds: Annotated[float, typer.Option(help="Live streams log their counts at most this often.")] = 5.0,
@@ -52,7 +64,7 @@ def serve(
     from maskwatch.paths import check_output_path
     from maskwatch.progress import console
     from maskwatch.serve.app import create_app
-    from maskwatch.serve.settings import ServeSettings
+    from maskwatch.serve.settings import LOOPBACK, WILDCARD, ServeSettings
 
     settings = ServeSettings(
         model=model,
@@ -64,6 +76,8 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_pixels=max_pixels,
         max_pending=queue,
+        queue_wait=queue_wait,
+        allowed_hosts=list(allowed_host or []),
         workers=workers,
         live_log_seconds=live_log_seconds,
         store_images=store_images,
@@ -74,10 +88,18 @@ def serve(
     check_output_path("--store-images", store_images)
     settings.validate()  # every setting is checked before the model loads
     web = create_app(settings, pipeline=open_pipeline(settings.model, settings.detector))
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    shown = "localhost" if host in ("127.0.0.1", *WILDCARD) else f"[{host}]" if ":" in host else host
     console.print(f"maskwatch serving on http://{shown}:{port}  (API docs /docs, log {db}; Ctrl+C stops)")
-    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
-        console.print("[yellow]bound beyond this machine without --api-key: anyone who can reach it can use it")
+    if host not in LOOPBACK and not settings.api_key:
+        console.print(
+            "[yellow]warning: bound beyond this machine without --api-key: anyone who can reach it can use it "
+            "and read its log; set --api-key (or $MASKWATCH_API_KEY)"
+        )
+    if host in WILDCARD and not settings.allowed_hosts:
+        console.print(
+            "[yellow]only requests for localhost, 127.0.0.1 and ::1 are answered (400 for any other Host): name "
+            "the server with --allowed-host NAME (the name or address clients use), or --allowed-host '*'"
+        )
     uvicorn.run(
         web,
         host=host,

@@ -185,7 +185,7 @@ def _decode(source: Path | io.BytesIO, name: str | Path, *, max_pixels: int | No
             with Image.open(source) as img:
                 w, h = img.size
                 if max_pixels is not None and w * h > max_pixels:
-                    raise ImageTooLargeError(name, f"too many pixels ({w}x{h} = {w * h:,} > {max_pixels:,})")
+                    raise ImageTooLargeError(name, f"too many pixels ({w}x{h} = {w * h:,} pixels > {max_pixels:,})")
                 refused = over_budget(w, h, "RGBA" if "transparency" in img.info else img.mode)
                 if refused:
                     raise ImageTooLargeError(name, refused)

@@ -1,5 +1,6 @@
-"""``create_app``: the FastAPI application put together: the shared state, lifespan, CORS, errors as one line of
-JSON, the API-key and origin guard, the routers (``routes/``), the static files.
+"""``create_app``: the FastAPI application put together: the shared state, lifespan, the Host, API-key and origin
+gate, CORS, the line in front of the model, errors as one line of JSON, the routers (``routes/``), the static
+files.
 
 Every request path runs the same library pipeline as ``maskwatch detect`` (``detect.pipeline``); the JSON of
 ``POST /api/v1/detect`` is ``FrameResult.to_json()``, the schema of ``detect --jsonl``.
@@ -23,9 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from maskwatch import __version__
 from maskwatch.detect.pipeline import Pipeline
 from maskwatch.detect.reframe import Reframer
-from maskwatch.serve.deps import ServerState
-from maskwatch.serve.guard import guard
-from maskwatch.serve.inference import InferenceQueue
+from maskwatch.serve.deps import MODEL_ROUTES, ServerState
+from maskwatch.serve.guard import Gate
+from maskwatch.serve.inference import Admission, InferenceQueue
 from maskwatch.serve.routes import ROUTERS
 from maskwatch.serve.routes.pages import STATIC
 from maskwatch.serve.settings import ServeSettings
@@ -70,6 +71,8 @@ def create_app(
     )
     app.state.server = state  # what deps.get_state hands the routes
 
+    # middleware, innermost first: the line in front of the model (its 503 gets CORS headers), CORS, the gate
+    app.add_middleware(Admission, queue=state.queue, paths=MODEL_ROUTES, wait=settings.queue_wait)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -79,7 +82,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
-    app.middleware("http")(guard)  # added last, so it runs first: a refused request gets no CORS headers either
+    app.add_middleware(Gate, settings=settings)  # added last, so it runs first: a refusal gets no CORS headers
 
     # errors: one line, never a traceback
     app.exception_handler(RequestValidationError)(_invalid)

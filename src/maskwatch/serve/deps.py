@@ -2,7 +2,7 @@
 limits, images decoded within the pixel limit, model calls through the bounded queue, and the event log.
 
 Each failure is an ``HTTPException`` with its one status: 400 malformed, 408 too slow, 413 too large, 415 not an
-image, 422 broken image, 503 busy (with Retry-After).
+image, 422 broken image (one that begins as an image file does), 503 busy (with Retry-After).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from starlette.requests import ClientDisconnect, HTTPConnection
 from maskwatch.data.images import IMAGE_EXTENSIONS, BadImageError, ImageTooLargeError, decode_rgb
 from maskwatch.detect.pipeline import Pipeline
 from maskwatch.detect.reframe import Reframer
-from maskwatch.serve.inference import Busy, InferenceQueue
-from maskwatch.serve.schemas import MULTIPART
+from maskwatch.serve.inference import BUSY, Busy, InferenceQueue
+from maskwatch.serve.schemas import API, MULTIPART
 from maskwatch.serve.settings import ServeSettings
 from maskwatch.serve.store import Event, EventStore
 
 MAX_CROPS = 32  # face crops per /classify request
-BUSY = "server busy: too many requests waiting for the model"
+MODEL_ROUTES = (f"{API}/detect", f"{API}/classify")  # the POSTs that wait in the queue's line (inference.Admission)
 
 
 @dataclass
@@ -69,8 +69,7 @@ async def read_body(state: ServerState, request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
-    if state.queue.full():  # refuse before reading a body that would wait anyway
-        raise HTTPException(503, BUSY, {"Retry-After": "1"})
+    # a full queue has refused the request already, before this (inference.Admission): no body read for a 503
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout):
@@ -122,22 +121,42 @@ async def read_images(state: ServerState, request: Request, many: bool = False) 
     return out
 
 
+# how image files begin: bytes that start so and still are "not an image" to Pillow are a broken image (422), not
+# another kind of file (415). A TIFF as Pillow writes it keeps its directory (the size, the compression) after the
+# pixels, so a TIFF cut short cannot even be identified.
+SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+)
+
+
 def decode(state: ServerState, name: str, data: bytes) -> Image.Image:
     try:
         return decode_rgb(data, name, max_pixels=state.settings.max_pixels)
     except ImageTooLargeError as exc:
         raise HTTPException(413, f"{name}: {exc.reason}") from None
     except BadImageError as exc:
-        code = 415 if exc.reason == "not an image" else 422
-        raise HTTPException(code, f"{name}: {exc.reason}") from None
+        if exc.reason != "not an image":
+            raise HTTPException(422, f"{name}: {exc.reason}") from None
+        if data.startswith(SIGNATURES) or _riff_webp_or_bmp(data):
+            raise HTTPException(422, f"{name}: truncated or corrupt image (its header names an image format)") from None
+        raise HTTPException(415, f"{name}: {exc.reason}") from None
+
+
+def _riff_webp_or_bmp(data: bytes) -> bool:
+    return (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or (data[:2] == b"BM" and data[6:10] == b"\0\0\0\0")
 
 
 # ---------------------------------------------------------------------------------------------------------- model, log
 async def infer(state: ServerState, func: Callable[..., Any], *args: object) -> Any:
     try:
         return await state.queue.run(func, *args)
-    except Busy:
-        raise HTTPException(503, BUSY, {"Retry-After": "1"}) from None
+    except Busy:  # only a request that did not pass Admission's line (the line refuses before the body)
+        raise HTTPException(503, BUSY, {"Retry-After": str(state.queue.retry_after())}) from None
 
 
 def log_event(state: ServerState, event: Event, files: Sequence[tuple[str, bytes]] = ()) -> int:

@@ -11,6 +11,9 @@ from PIL import Image
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.errors import MaskwatchError
 
+WILDCARD = ("0.0.0.0", "::", "")  # bind addresses meaning every interface
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 @dataclass
 class ServeSettings:
@@ -22,12 +25,14 @@ class ServeSettings:
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000  # larger images are refused (413) before they are decoded
-    max_pending: int = 16  # requests running or waiting for the model; more get 503
+    max_pending: int = 16  # requests running or waiting for the model; more wait in line (queue_wait), then 503
+    queue_wait: float = 1.0  # seconds a request beyond max_pending waits in line (before its body is read)
     workers: int = 1  # inference threads (onnxruntime already uses every core in each)
     live_log_seconds: float = 5.0  # a live stream logs the counts of its latest frame at most this often
     store_images: Path | None = None  # save every uploaded image here (off by default)
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # face detection and crop settings
     read_timeout: float = 30.0  # seconds to receive an upload (408 after)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names answered besides loopback and host; "*": any
 
     def validate(self) -> None:
         checks = [
@@ -47,10 +52,23 @@ class ServeSettings:
                 "--api-key must be at least 8 ASCII characters, without surrounding spaces",
             ),
             (self.read_timeout > 0, "--read-timeout must be positive"),
+            (0 <= self.queue_wait <= 60, "--queue-wait must be between 0 and 60 seconds"),
+            (
+                all(h and h.strip() == h and "/" not in h and " " not in h for h in self.allowed_hosts),
+                "--allowed-host takes a host name or address (no scheme, path or spaces), or '*'",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise MaskwatchError(message)
+
+    def trusted_hosts(self) -> frozenset[str]:
+        """The Host names the server answers (without port): loopback, the bound address, --allowed-host."""
+        names = {"localhost", "127.0.0.1", "::1", "[::1]", *self.allowed_hosts}
+        if self.host not in WILDCARD:  # 0.0.0.0 is no name a client sends: name the server with --allowed-host
+            names.add(self.host)
+        names |= {f"[{n}]" for n in names if ":" in n and not n.startswith("[")}  # IPv6 in a Host is bracketed
+        return frozenset(n.lower() for n in names)
 
     def uvicorn_options(self) -> dict[str, Any]:
         """uvicorn's own limits. No cap on connections (``limit_concurrency``): uvicorn counts idle sockets and open

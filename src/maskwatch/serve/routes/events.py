@@ -15,16 +15,33 @@ from maskwatch.serve.schemas import API, READ_ERRORS
 from maskwatch.serve.store import iso
 
 LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
+# what `from` and `to` accept, in the schema too: Unix seconds (up to 11 digits: before the year 5138), or an
+# ISO 8601 date, optionally with a time (T or space; seconds and fraction optional) and a zone (Z or +HH:MM); a
+# time without a zone is UTC. Values that match but name no real time (February 30th) still get a 422.
+_DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+_TIME = r"[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?"
+TIME_PATTERN = rf"^(\d{{1,11}}(\.\d+)?|{_DATE}({_TIME})?)?$"  # empty: the default
+TIME_EXAMPLES = ["2026-11-26T10:00:00Z", "2026-11-26", "1795600000"]
+
+
+def _time_query(name: str, default: str) -> Any:
+    return Query(
+        alias=name,
+        pattern=TIME_PATTERN,
+        max_length=40,
+        description=f"ISO 8601 (UTC unless it names a zone) or Unix seconds (default: {default})",
+        examples=TIME_EXAMPLES,
+    )
+
+
 router = APIRouter(prefix=API)
 
 
 @router.get("/stats", responses=READ_ERRORS, summary="Counts per label over time")
 def stats(
     store: StoreDep,
-    start: Annotated[
-        str | None, Query(alias="from", description="ISO 8601 or Unix seconds (default: to - 24 h)")
-    ] = None,
-    end: Annotated[str | None, Query(alias="to", description="ISO 8601 or Unix seconds (default: now)")] = None,
+    start: Annotated[str | None, _time_query("from", "to - 24 h")] = None,
+    end: Annotated[str | None, _time_query("to", "now")] = None,
     bucket: Annotated[str | None, Query(pattern="^(minute|hour|day)$", description="default: by period")] = None,
     source: Annotated[str | None, Query(max_length=100)] = None,
 ) -> dict[str, Any]:
@@ -46,8 +63,8 @@ def stats(
 )
 def events_csv(
     store: StoreDep,
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: Annotated[str | None, _time_query("from", "to - 24 h")] = None,
+    end: Annotated[str | None, _time_query("to", "now")] = None,
     source: Annotated[str | None, Query(max_length=100)] = None,
 ) -> StreamingResponse:
     t0, t1 = period(start, end)
