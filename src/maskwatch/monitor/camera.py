@@ -187,7 +187,7 @@ class Camera:
         def run() -> None:
             try:
                 loop()
-            except Exception as exc:  # noqa: BLE001 - a broken camera fails alone, it never stops the others
+            except Exception as exc:  # a broken camera fails alone, it never stops the others
                 logger.exception("camera %s: %s stopped", self.config.name, loop.__name__)
                 self._fail(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:300])
                 self._stop.set()

@@ -199,7 +199,7 @@ def parse_camera_option(text: str) -> CameraConfig:
     try:
         return CameraConfig(name=name.strip(), url=url.strip())
     except MaskwatchError as exc:
-        raise MaskwatchError(f"--camera {hide_password(text)[:120]}: {exc}") from None
+        raise MaskwatchError(f"--camera {name.strip()}={hide_password(url.strip())[:120]}: {exc}") from None
 
 
 def load_cameras_file(path: str | Path) -> list[CameraConfig]:

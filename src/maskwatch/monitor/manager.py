@@ -149,7 +149,7 @@ class Monitor:
             for listener in list(self._listeners):
                 try:
                     listener(event)
-                except Exception:  # noqa: BLE001 - a listener never breaks the camera
+                except Exception:  # a listener never breaks the camera
                     logger.exception("person listener %r failed", listener)
 
     def _sweep_loop(self) -> None:
@@ -158,7 +158,7 @@ class Monitor:
                 deleted = self.store.sweep(self.settings.retention_days)
                 if deleted:
                     logger.info("retention: deleted %d person events", deleted)
-            except Exception:  # noqa: BLE001 - the next sweep tries again
+            except Exception:  # the next sweep tries again
                 logger.exception("retention sweep failed")
             if self._stopping.wait(self.settings.sweep_seconds):
                 return

@@ -128,7 +128,7 @@ class PersonTracker:
             person.last_seen, person.last_step = ts, step
             person.frames += 1
             x1, y1, x2, y2 = boxes[i].tolist()
-            size = int(round(max(x2 - x1, y2 - y1)))
+            size = round(max(x2 - x1, y2 - y1))
             if size > person.face_px:
                 person.face_px = size
                 person.best = (image, boxes.copy(), i)

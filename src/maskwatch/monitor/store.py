@@ -316,7 +316,7 @@ class MonitorStore:
         for name, text in rows:
             try:
                 out.append(CameraConfig.from_dict(json.loads(text)))
-            except Exception as exc:  # noqa: BLE001 - one bad row never hides the others
+            except Exception as exc:  # one bad row never hides the others
                 self.bad_cameras[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return out
 
