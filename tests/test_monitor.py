@@ -5,6 +5,7 @@ snapshots), the store (schema version, retention), the cameras/people API round 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -185,32 +187,12 @@ def _run_file_camera(tmp_path, pipeline, clip, snapshots="blurred"):
     store = MonitorStore(tmp_path / "monitor.sqlite")
     settings = MonitorSettings(cameras=[CameraConfig(name="file", url=str(clip))], snapshots=snapshots)
     monitor = Monitor(store, pipeline, settings)
-    heard: list = []
-    monitor.on_person(lambda event: heard.append((event.id, store.person(event.id) is not None)))
     monitor.start()
     try:
         assert wait_for(lambda: monitor.status("file")["status"] == "stopped", 30), monitor.statuses()
     finally:
         monitor.stop()
-    return store, monitor, heard
-
-
-def test_file_camera_counts_people_with_labels_and_blurs_snapshots(tmp_path, pipeline, clip):
-    store, monitor, heard = _run_file_camera(tmp_path, pipeline, clip)
-    rows = sorted(store.people(), key=lambda r: r["first_seen"])
-    assert [r["label"] for r in rows] == EXPECTED, rows
-    assert all(r["vote_share"] > 0.9 and r["frames"] >= 3 and r["face_px"] > 60 for r in rows), rows
-    assert all(committed for _, committed in heard) and len(heard) == 2  # announced after the commit
-    status = monitor.status("file")
-    assert status["frames"] >= 25 and status["error"] is None and status["people"] == 2
-    # the snapshot is the frame of the largest face, faces blurred: far less fine detail in the face's box
-    for row, name in zip(rows, ["astronaut", "hopper-mask"], strict=True):
-        snap = np.asarray(Image.open(store.snapshot_file(row["id"])).convert("L"), np.float64)
-        full = np.asarray(Image.fromarray(scene_frame(name)).convert("L"), np.float64)
-        box = pipeline.detect(scene_frame(name)).boxes[0].astype(int)
-        assert _detail(snap, box) < 0.2 * _detail(full, box), (_detail(snap, box), _detail(full, box))
-        assert abs(_detail(snap, [0, 0, 40, 40]) - _detail(full, [0, 0, 40, 40])) < 5  # the rest stays
-    store.close()
+    return store, monitor
 
 
 def _detail(gray: np.ndarray, box) -> float:
@@ -220,17 +202,27 @@ def _detail(gray: np.ndarray, box) -> float:
     return float((gray - smooth)[y1:y2, x1:x2].var())
 
 
-def test_full_and_no_snapshots(tmp_path, pipeline, clip):
-    store, _, _ = _run_file_camera(tmp_path / "full", pipeline, clip, snapshots="full")
+def test_full_and_no_snapshots(tmp_path, pipeline):
+    """Two monitors at once on a one-person clip: snapshots kept as captured, and none kept."""
+    one = make_clip(tmp_path / "one.mp4", scenes=SCENES[:3])
+    runs: dict = {}
+    threads = [
+        threading.Thread(target=lambda m=mode: runs.update({m: _run_file_camera(tmp_path / m, pipeline, one, m)}))
+        for mode in ("full", "none")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    store = runs["full"][0]
     row = store.people()[0]
     snap = np.asarray(Image.open(store.snapshot_file(row["id"])).convert("L"), np.float64)
-    name = "hopper-mask" if row["label"] == "with_mask" else "astronaut"
-    full = np.asarray(Image.fromarray(scene_frame(name)).convert("L"), np.float64)
-    box = pipeline.detect(scene_frame(name)).boxes[0].astype(int)
+    full = np.asarray(Image.fromarray(scene_frame("astronaut")).convert("L"), np.float64)
+    box = pipeline.detect(scene_frame("astronaut")).boxes[0].astype(int)
     assert _detail(snap, box) > 0.5 * _detail(full, box)
     store.close()
-    store, _, _ = _run_file_camera(tmp_path / "none", pipeline, clip, snapshots="none")
-    assert len(store.people()) == 2 and all(r["snapshot"] is None for r in store.people())
+    store = runs["none"][0]
+    assert len(store.people()) == 1 and store.people()[0]["snapshot"] is None
     assert not (tmp_path / "none" / "snapshots").exists()
     store.close()
 
@@ -327,19 +319,33 @@ def _cam(client, headers, name):
     return next(c for c in client.get("/api/v1/cameras", headers=headers).json() if c["name"] == name)
 
 
-def test_people_api_csv_summary_and_snapshots(tmp_path, pipeline, clip):
+def test_file_camera_people_with_labels_blurred_snapshots_api_and_csv(tmp_path, pipeline, clip):
     from fastapi.testclient import TestClient
 
     app = build_app(tmp_path, pipeline, MonitorSettings(cameras=[CameraConfig(name="file", url=str(clip))]))
+    monitoring = app.state.monitoring
+    heard: list = []  # (id, whether the row was committed when it was announced)
+    monitoring.monitor.on_person(lambda event: heard.append((event.id, monitoring.store.person(event.id) is not None)))
     with TestClient(app) as client:
         assert wait_for(lambda: _cam(client, {}, "file")["status"] == "stopped", 30)
+        status = _cam(client, {}, "file")
+        assert status["frames"] >= 25 and status["error"] is None and status["people"] == 2, status
         people = client.get("/api/v1/people", params={"camera": "file"}).json()["people"]
-        assert sorted(p["label"] for p in people) == sorted(EXPECTED)
+        people.sort(key=lambda p: p["first_seen"])
+        assert [p["label"] for p in people] == EXPECTED, people
+        assert all(p["vote_share"] > 0.9 and p["frames"] >= 3 and p["face_px"] > 60 for p in people), people
+        assert len(heard) == 2 and all(committed for _, committed in heard)  # announced after the commit
         person = people[0]
         assert set(person) >= {"id", "camera", "label", "vote_share", "first_seen", "last_seen", "face_px", "snapshot"}
         assert person["first_seen"].endswith("Z") and person["first_seen"] <= person["last_seen"]
-        snap = client.get(person["snapshot"])
-        assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+        # the snapshot is the frame of the largest face, faces blurred: far less fine detail in the face's box
+        for person, name in zip(people, ["astronaut", "hopper-mask"], strict=True):
+            snap = client.get(person["snapshot"])
+            assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+            snapped = np.asarray(Image.open(io.BytesIO(snap.content)).convert("L"), np.float64)
+            full = np.asarray(Image.fromarray(scene_frame(name)).convert("L"), np.float64)
+            box = pipeline.detect(scene_frame(name)).boxes[0].astype(int)
+            assert _detail(snapped, box) < 0.2 * _detail(full, box), (_detail(snapped, box), _detail(full, box))
         assert client.get("/api/v1/snapshots/99999.jpg").status_code == 404
         assert client.get("/api/v1/people", params={"camera": "other"}).json()["people"] == []
         assert client.get("/api/v1/people", params={"from": "yesterday"}).status_code == 422
