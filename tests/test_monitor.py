@@ -447,3 +447,32 @@ def test_kill_9_loses_no_committed_person(tmp_path, clip):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_monitor_and_its_routes_need_no_torch(tmp_path, clip):
+    """The light install's boundary (tests/test_no_torch.py's blocker): the monitor runs a file camera to its end
+    and the camera routes import, with torch and every training-only package blocked."""
+    from test_no_torch import BLOCKER, TRAINING_ONLY
+
+    code = BLOCKER.split("sys.argv")[0].format(blocked=list(TRAINING_ONLY)) + textwrap.dedent(
+        f"""
+        import time
+        from maskwatch.detect.pipeline import load_pipeline
+        from maskwatch.monitor.config import CameraConfig, MonitorSettings
+        from maskwatch.monitor.manager import Monitor
+        from maskwatch.monitor.store import MonitorStore
+        import maskwatch.serve.routes.cameras, maskwatch.serve.routes.people, maskwatch.cli.monitor
+        store = MonitorStore({str(tmp_path / "m.sqlite")!r})
+        cams = [CameraConfig(name="f", url={str(clip)!r})]
+        monitor = Monitor(store, load_pipeline(), MonitorSettings(cameras=cams))
+        monitor.start()
+        deadline = time.monotonic() + 30
+        while monitor.status("f")["status"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        monitor.stop()
+        print("people", store.count_people())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0 and "people 2" in out.stdout, out.stderr[-2000:]
