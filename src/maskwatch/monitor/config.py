@@ -67,7 +67,8 @@ class CameraConfig:
     """One camera.
 
     fps: most frames per second analysed (the rest are skipped, counted). detector: detector settings (its
-    ``video_size``: detector input for this camera, None: half the frame's long side; ``threshold``). min_face:
+    ``video_size``: detector input for this camera, None: half the frame's long side as ``detect`` does, 320 for
+    640x480; ``threshold``). min_face:
     faces whose shorter side is under this many pixels are ignored. alert_labels / alert_min_frames /
     alert_min_votes (vote share 0..1) / alert_cooldown (seconds): the alert rule of this camera (read by
     ``monitor.alerts``). enabled: started at all. loop: a video file starts again at its end (else it stops).
@@ -78,7 +79,7 @@ class CameraConfig:
     name: str
     url: str
     fps: float = 5.0
-    detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(video_size=320))
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     min_face: int = 16
     alert_labels: tuple[str, ...] = DEFAULT_ALERT_LABELS
     alert_min_frames: int = 3
@@ -173,7 +174,7 @@ class CameraConfig:
             if key not in merged:
                 raise MaskwatchError(f"camera {name!r}: {key} is missing")
         try:
-            detector = DetectorConfig(**{"video_size": 320, **det})
+            detector = DetectorConfig(**det)
         except MaskwatchError as exc:
             raise MaskwatchError(f"camera {name!r}: detector: {exc}") from None
         except TypeError as exc:
