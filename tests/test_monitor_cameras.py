@@ -116,9 +116,12 @@ def test_rtsp_camera_killed_and_restarted_comes_back_by_itself(tmp_path, pipelin
 
 
 class GarbageServer:
-    """A TCP server that answers every connection with random bytes, then closes it."""
+    """A TCP server that answers every connection with random bytes, then closes it; ``silent``: accepts and
+    sends nothing, holding the connection open (a frozen camera)."""
 
-    def __init__(self) -> None:
+    def __init__(self, silent: bool = False) -> None:
+        self.silent = silent
+        self.held: list[socket.socket] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -136,20 +139,24 @@ class GarbageServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
-            with conn:
-                self.connections += 1
-                with contextlib.suppress(OSError):
-                    conn.sendall(rng.randbytes(4096))
+            self.connections += 1
+            if self.silent:
+                self.held.append(conn)
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(rng.randbytes(4096))
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(2)
+        for conn in self.held:
+            conn.close()
         self.sock.close()
 
 
-def test_refusing_and_garbage_cameras_never_stop_a_healthy_one(tmp_path, pipeline):
+def test_refusing_garbage_and_frozen_cameras_never_stop_a_healthy_one(tmp_path, pipeline):
     clip = make_clip(tmp_path / "ok.mp4", scenes=[(None, 0.4), ("astronaut", 1.6), (None, 1.4)])
-    garbage = GarbageServer()
+    garbage, frozen = GarbageServer(), GarbageServer(silent=True)
     refused_port = free_port()  # nothing listens there
     events: list = []
     configs = [
@@ -157,27 +164,29 @@ def test_refusing_and_garbage_cameras_never_stop_a_healthy_one(tmp_path, pipelin
         CameraConfig(name="refused", url=f"rtsp://127.0.0.1:{refused_port}/x", timeout=2),
         CameraConfig(name="garbage", url=f"http://127.0.0.1:{garbage.port}/v", timeout=2),
         CameraConfig(name="gone", url=str(tmp_path / "gone.mp4")),
+        CameraConfig(name="frozen", url=f"rtsp://127.0.0.1:{frozen.port}/x", timeout=1),
     ]
     cams = [Camera(cfg, pipeline, _people(events), FAST) for cfg in configs]
     for cam in cams:
         cam.start()
-    ok, refused, bad, gone = cams
+    ok, refused, bad, gone, still = cams
     try:
-        assert wait_for(lambda: refused.status()["reconnects"] >= 3 and bad.status()["reconnects"] >= 3, 20), [
+        assert wait_for(lambda: min(c.status()["reconnects"] for c in (refused, bad, still)) >= 3, 20), [
             c.status() for c in cams
         ]
         assert wait_for(lambda: len(events) >= 2, 25), ok.status()  # the file, looped: a person per loop
-        for cam in (refused, bad):
+        for cam in (refused, bad, still):
             status = cam.status()
             assert status["status"] == "reconnecting" and status["error"], status
         assert "Connection refused" in refused.status()["error"] or "cannot connect" in refused.status()["error"]
         assert gone.status()["status"] == "failed" and "does not exist" in gone.status()["error"]
         assert ok.status()["status"] == "live" and ok.status()["error"] is None
-        assert garbage.connections >= 3
+        assert garbage.connections >= 3 and frozen.connections >= 3  # a frozen camera times out, then again
     finally:
         for cam in cams:
             cam.stop()
         garbage.close()
+        frozen.close()
     assert all(not cam.running for cam in cams)
     assert {e.camera for e in events} == {"ok"} and all(e.label == "without_mask" for e in events)
 
@@ -187,20 +196,23 @@ def _fds() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
-def test_fifty_reconnects_leak_no_thread_or_fd(pipeline):
-    port = free_port()
+@pytest.mark.parametrize("kind", ["refused", "garbage"])
+def test_fifty_reconnects_leak_no_thread_or_fd(pipeline, kind):
+    server = GarbageServer() if kind == "garbage" else None
+    port = server.port if server else free_port()  # refused: nothing listens there
+    url = f"http://127.0.0.1:{port}/x" if server else f"rtsp://127.0.0.1:{port}/x"
     settings = MonitorSettings(backoff_start=0.01, backoff_max=0.01)
-    cam = Camera(
-        CameraConfig(name="refused", url=f"rtsp://127.0.0.1:{port}/x", timeout=1), pipeline, lambda _: None, settings
-    )
-    cam.start()  # fmt: skip
+    cam = Camera(CameraConfig(name=kind, url=url, timeout=1), pipeline, lambda _: None, settings)
+    cam.start()
     try:
         assert wait_for(lambda: cam.reconnects >= 5, 15)
         threads, fds = threading.active_count(), _fds()
         start = cam.reconnects
         assert wait_for(lambda: cam.reconnects >= start + 50, 60), cam.status()
         assert threading.active_count() <= threads
-        assert _fds() <= fds + 1, (fds, _fds())  # one of slack: a socket the read-only store or logging may hold
+        assert _fds() <= fds + 1, (fds, _fds())  # one of slack: a socket being opened at that moment
     finally:
         assert cam.stop(5)
+        if server:
+            server.close()
     assert threading.active_count() <= threads - 2  # both camera threads ended
