@@ -287,6 +287,10 @@ def test_cameras_api_round_trip_kept_across_restart(tmp_path, pipeline, clip):
         assert client.post("/api/v1/cameras", json=body, headers=key).status_code == 409
         bad = client.post("/api/v1/cameras", json={"name": "x", "url": "ftp://h/x"}, headers=key)
         assert bad.status_code == 422 and "unsupported scheme" in bad.json()["detail"]
+        for wrong in ({"alert_labels": 5}, {"detector": "big"}, {"fps": None}, {"enabled": "yes"}, {"colour": 1}):
+            answer = client.post("/api/v1/cameras", json={"name": "x", "url": "rtsp://h/x", **wrong}, headers=key)
+            assert answer.status_code == 422 and "camera 'x'" in answer.json()["detail"], (wrong, answer.text)
+        assert client.post("/api/v1/cameras", json=["x"], headers=key).status_code == 422
         secret = {"name": "door", "url": "rtsp://admin:hunter22@127.0.0.1:9/x", "enabled": False}
         assert client.post("/api/v1/cameras", json=secret, headers=key).status_code == 201
         assert wait_for(lambda: _cam(client, key, "lobby")["status"] == "live", 10)

@@ -109,7 +109,12 @@ class CameraConfig:
             raise MaskwatchError(f"{where}: detector must be a DetectorConfig")
         if not 0 <= _number(self.min_face, f"{where}: min_face", integer=True) <= 4096:
             raise MaskwatchError(f"{where}: min_face must be 0..4096 pixels (got {self.min_face})")
-        labels = (self.alert_labels,) if isinstance(self.alert_labels, str) else tuple(self.alert_labels)
+        if isinstance(self.alert_labels, str):
+            labels: tuple = (self.alert_labels,)
+        elif isinstance(self.alert_labels, list | tuple) and all(isinstance(v, str) for v in self.alert_labels):
+            labels = tuple(self.alert_labels)
+        else:
+            raise MaskwatchError(f"{where}: alert_labels must be a list of labels (got {self.alert_labels!r})")
         unknown = [label for label in labels if label not in CANONICAL_LABELS]
         if unknown:
             raise MaskwatchError(f"{where}: alert_labels: unknown {unknown} (known: {', '.join(CANONICAL_LABELS)})")
