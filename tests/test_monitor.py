@@ -256,7 +256,7 @@ def test_store_version_retention_and_summary(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------- API
-def build_app(tmp_path, pipeline, monitor_settings=None, **serve_options):
+def build_app(tmp_path, pipeline, monitor_settings=None, opener=None, **serve_options):
     """``create_app`` as the integrator will call it: plus ``attach_monitor`` and the two routers."""
     from maskwatch.serve.app import create_app
     from maskwatch.serve.monitoring import attach_monitor
@@ -269,7 +269,7 @@ def build_app(tmp_path, pipeline, monitor_settings=None, **serve_options):
     for router in (cameras.router, people.router):  # until serve/routes/__init__.py lists them
         if not {r.path for r in router.routes} <= present:
             app.include_router(router)
-    attach_monitor(app, app.state.server, monitor_settings or MonitorSettings())
+    attach_monitor(app, app.state.server, monitor_settings or MonitorSettings(), opener=opener)
     return app
 
 
@@ -369,6 +369,45 @@ def test_app_without_cameras_has_no_monitor_until_one_is_added(tmp_path, pipelin
         assert client.get("/api/v1/cameras").json() == []
         assert client.get("/api/v1/people").json()["people"] == []
         assert client.get("/api/v1/cameras/x/preview.jpg").status_code == 404
+
+
+class _Closed:
+    """A capture that never opens: fuzzed cameras connect to nothing (no network beyond this process)."""
+
+    error = "closed (test)"
+
+    def isOpened(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+def test_fuzz_camera_and_people_api_has_no_server_errors(tmp_path, pipeline):
+    """Schemathesis requests (valid and invalid) for every cameras/people/snapshots operation: none gets a 5xx."""
+    import schemathesis
+    from fastapi.testclient import TestClient
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    cams = [CameraConfig(name="door", url="rtsp://127.0.0.1:9/x", enabled=False)]
+    app = build_app(tmp_path, pipeline, MonitorSettings(cameras=cams), opener=lambda inp, timeout: _Closed())
+    mine = ("/api/v1/cameras", "/api/v1/people", "/api/v1/snapshots")
+    calls: list[int] = []
+    with TestClient(app):  # the lifespan runs: the monitor is started
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        operations = [r.ok() for r in schema.get_all_operations() if r.ok().path.startswith(mine)]
+        assert len(operations) == 9
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def check(case) -> None:
+                calls.append(case.call_and_validate(checks=[not_a_server_error]).status_code)
+
+            check()
+        app.state.monitoring.monitor.stop(2)
+    assert len(calls) >= 9 * 10 and max(calls) < 500
 
 
 # ------------------------------------------------------------------------------------------------------ kill -9

@@ -5,11 +5,12 @@ checked ``MonitorSettings`` (a bad URL or cameras file: one line, exit 2, throug
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from maskwatch.monitor.config import MonitorSettings
+if TYPE_CHECKING:  # the CLI stays light at import time: the monitor loads when serve runs
+    from maskwatch.monitor.config import MonitorSettings
 
 CameraOption = Annotated[
     list[str] | None,
@@ -19,7 +20,7 @@ CameraOption = Annotated[
     ),
 ]
 CamerasOption = Annotated[
-    Path | None, typer.Option("--cameras", help="Cameras from a TOML file ([[camera]] tables; see docs/monitor.md).")
+    Path | None, typer.Option("--cameras", help="Cameras from a TOML file (camera tables: see docs/monitor.md).")
 ]
 SnapshotsOption = Annotated[
     str, typer.Option("--snapshots", help="Person snapshots: blurred (faces blurred, default), full or none.")
@@ -41,7 +42,13 @@ def monitor_settings(
     monitor_db: Path | None = None,
 ) -> MonitorSettings:
     """The checked settings; raises ``MaskwatchError`` (one line naming the option) on any bad value."""
-    from maskwatch.monitor.config import check_camera_files, load_cameras_file, parse_camera_option, unique_cameras
+    from maskwatch.monitor.config import (
+        MonitorSettings,
+        check_camera_files,
+        load_cameras_file,
+        parse_camera_option,
+        unique_cameras,
+    )
 
     found = load_cameras_file(cameras) if cameras is not None else []
     found += [parse_camera_option(text) for text in camera or []]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from maskwatch.monitor.store import iso
@@ -84,7 +84,7 @@ def summary(monitoring: MonitoringDep, camera: Camera = None, start: From = None
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no such person or no snapshot"}},
     summary="A person's snapshot (faces blurred unless the server keeps them full)",
 )
-def snapshot(person_id: int, monitoring: MonitoringDep) -> FileResponse:
+def snapshot(person_id: Annotated[int, Path(ge=1, le=2**63 - 1)], monitoring: MonitoringDep) -> FileResponse:
     store = monitoring.open_store()
     path = store.snapshot_file(person_id) if store else None
     if path is None:
