@@ -260,14 +260,13 @@ def build_app(tmp_path, pipeline, monitor_settings=None, opener=None, **serve_op
     """``create_app`` as the integrator will call it: plus ``attach_monitor`` and the two routers."""
     from maskwatch.serve.app import create_app
     from maskwatch.serve.monitoring import attach_monitor
-    from maskwatch.serve.routes import cameras, people
+    from maskwatch.serve.routes import ROUTERS, cameras, people
     from maskwatch.serve.settings import ServeSettings
 
     settings = ServeSettings(db=tmp_path / "events.sqlite", **serve_options)
     app = create_app(settings, pipeline=pipeline)
-    present = {getattr(r, "path", None) for r in app.router.routes}
     for router in (cameras.router, people.router):  # until serve/routes/__init__.py lists them
-        if not {r.path for r in router.routes} <= present:
+        if router not in ROUTERS:
             app.include_router(router)
     attach_monitor(app, app.state.server, monitor_settings or MonitorSettings(), opener=opener)
     return app
@@ -417,15 +416,15 @@ from pathlib import Path
 from maskwatch.monitor.config import CameraConfig, MonitorSettings
 from maskwatch.serve.app import create_app
 from maskwatch.serve.monitoring import attach_monitor
-from maskwatch.serve.routes import cameras, people
+from maskwatch.serve.routes import ROUTERS, cameras, people
 from maskwatch.serve.settings import ServeSettings
 db, port, clip = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 app = create_app(ServeSettings(db=db, port=port))
 for router in (cameras.router, people.router):
-    if not {r.path for r in router.routes} <= {getattr(r, "path", None) for r in app.router.routes}:
+    if router not in ROUTERS:
         app.include_router(router)
 cams = [CameraConfig(name="loop", url=clip, loop=True, fps=5)] if clip else []
-attach_monitor(app, app.state.server, MonitorSettings(cameras=cams))
+attach_monitor(app, app.state.server, MonitorSettings(cameras=cams))  # replaces the one create_app attached
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
 

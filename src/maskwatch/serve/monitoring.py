@@ -91,25 +91,34 @@ def attach_monitor(
     settings = settings or MonitorSettings()
     settings.validate()
     check_camera_files(settings.cameras)
+    old = getattr(app.state, "monitoring", None)
+    if isinstance(old, Monitoring):  # attached again (tests, a script with its own cameras): the new one replaces it
+        if old.running:
+            raise RuntimeError("attach_monitor: the app is already running")
+        old.stop()
     monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener)
     if settings.cameras or has_cameras(monitoring.db):
         monitoring.ensure()
     else:
         monitoring.open_store()
     app.state.monitoring = monitoring
+    if getattr(app.state, "monitoring_lifespan", False):
+        return monitoring
 
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
         async with inner(a) as value:
-            monitoring.start()
+            current: Monitoring = a.state.monitoring
+            current.start()
             try:
                 yield value
             finally:
-                monitoring.stop()
+                current.stop()
 
     app.router.lifespan_context = lifespan
+    app.state.monitoring_lifespan = True
     return monitoring
 
 
