@@ -128,7 +128,8 @@ def load(pipeline, n: int, seconds: float, warmup: float, work: Path) -> dict:
         rows.append(
             {
                 "fps": analysed / wall,
-                "analysed_share": analysed / max(1, read - (cam.skipped - s0)),
+                # a frame read just before the window may be analysed inside it: at most 100%
+                "analysed_share": min(1.0, analysed / max(1, read - (cam.skipped - s0))),
                 "dropped": cam.slot.dropped - d0,
                 "read": read,
             }
