@@ -53,6 +53,19 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && command 
         echo "setup: could not install mosquitto; the MQTT alert test will be skipped" >&2
     fi
 fi
+# The camera tests (tests/test_monitor_cameras.py) serve RTSP with GStreamer through the system python3-gi; they
+# skip without it.
+if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
+    && [ "${MASKWATCH_SKIP_RTSP:-0}" != "1" ] && command -v apt-get >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    RTSP_PACKAGES="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+    echo "setup: installing GStreamer's RTSP server (apt) for the camera tests"
+    if ! { $SUDO apt-get install -y -q $RTSP_PACKAGES >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $RTSP_PACKAGES >/dev/null 2>&1; }; }; then
+        echo "setup: could not install the RTSP packages; the RTSP camera test will be skipped" >&2
+    fi
+fi
 if [ "${MASKWATCH_SKIP_DEMO:-0}" != "1" ]; then
     "$VENV/bin/maskwatch" demo --out runs/demo
 fi

@@ -522,7 +522,12 @@ def test_fuzz_api_from_its_openapi_schema_has_no_server_errors(tmp_path, pipelin
     app = create_app(ServeSettings(db=tmp_path / "fuzz.sqlite", allowed_hosts=["testserver"]), pipeline=pipeline)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 15
+    # adding or changing a camera opens its URL: fuzzed URLs must not reach out (tests/test_monitor.py fuzzes those
+    # routes with a stand-in camera opener)
+    operations = [
+        op for op in operations if not (op.path.startswith("/api/v1/cameras") and op.method in ("POST", "PUT"))
+    ]
     calls = []
     for operation in operations:
 

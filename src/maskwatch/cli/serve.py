@@ -10,6 +10,17 @@ from typing import Annotated
 import typer
 
 from maskwatch.cli.common import friendly, open_pipeline
+from maskwatch.cli.monitor import (
+    CameraOption,
+    CamerasOption,
+    MaxPersonOption,
+    MqttOption,
+    PublicUrlOption,
+    RetentionOption,
+    SnapshotsOption,
+    WebhookOption,
+    monitor_settings,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +64,14 @@ def serve(
     det_size: Annotated[int | None, typer.Option(help="Face detector input size (default 800).")] = None,
     live_log_seconds: Annotated[float, typer.Option(help="Live streams log their counts at most this often.")] = 5.0,
     read_timeout: Annotated[float, typer.Option(help="Seconds to receive an upload (408 after).")] = 30.0,
+    camera: CameraOption = None,
+    cameras: CamerasOption = None,
+    webhook: WebhookOption = None,
+    mqtt: MqttOption = None,
+    public_url: PublicUrlOption = None,
+    snapshots: SnapshotsOption = "blurred",
+    retention_days: RetentionOption = 30.0,
+    max_person_seconds: MaxPersonOption = 300.0,
     store_images: Annotated[
         Path | None, typer.Option(help="Also save every uploaded image in this folder (off by default).")
     ] = None,
@@ -83,6 +102,16 @@ def serve(
         store_images=store_images,
         detector=DetectorConfig() if det_size is None else DetectorConfig(size=det_size),
         read_timeout=read_timeout,
+        monitor=monitor_settings(
+            camera,
+            cameras,
+            snapshots,
+            retention_days,
+            max_person_seconds,
+            webhook=webhook,
+            mqtt=mqtt,
+            public_url=public_url,
+        ),
     )
     check_output_path("--db", db, folder=False)
     check_output_path("--store-images", store_images)

@@ -27,6 +27,7 @@ from maskwatch.detect.reframe import Reframer
 from maskwatch.serve.deps import MODEL_ROUTES, ServerState
 from maskwatch.serve.guard import Gate
 from maskwatch.serve.inference import Admission, InferenceQueue
+from maskwatch.serve.monitoring import attach_monitor
 from maskwatch.serve.routes import ROUTERS
 from maskwatch.serve.routes.pages import STATIC
 from maskwatch.serve.settings import ServeSettings
@@ -92,6 +93,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    attach_monitor(app, state, settings.monitor)
     return app
 
 

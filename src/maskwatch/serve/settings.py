@@ -10,6 +10,7 @@ from PIL import Image
 
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.errors import MaskwatchError
+from maskwatch.monitor.config import MonitorSettings
 
 WILDCARD = ("0.0.0.0", "::", "")  # bind addresses meaning every interface
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -31,6 +32,7 @@ class ServeSettings:
     live_log_seconds: float = 5.0  # a live stream logs the counts of its latest frame at most this often
     store_images: Path | None = None  # save every uploaded image here (off by default)
     detector: DetectorConfig = field(default_factory=DetectorConfig)  # face detection and crop settings
+    monitor: MonitorSettings | None = None  # cameras and person events (cli/monitor.py); None: the kept cameras only
     read_timeout: float = 30.0  # seconds to receive an upload (408 after)
     allowed_hosts: list[str] = field(default_factory=list)  # Host names answered besides loopback and host; "*": any
 

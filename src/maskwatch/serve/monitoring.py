@@ -1,0 +1,141 @@
+"""The camera monitor inside the server: ``attach_monitor(app, state, settings)`` (one call at the end of
+``create_app``) keeps a ``Monitoring`` in ``app.state.monitoring`` and ties the monitor's start and stop to the
+app's lifespan; the routes (``routes/cameras.py``, ``routes/people.py``, in ``ROUTERS``) reach it through
+``MonitoringDep``.
+
+The monitor itself is created only when cameras are configured or its store keeps some; without either, the
+first ``POST /api/v1/cameras`` creates it. Its store is ``monitor.sqlite`` beside the server's ``--db`` (unless
+``MonitorSettings.db`` names one), its snapshots in ``snapshots/`` beside that.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from starlette.requests import HTTPConnection
+
+from maskwatch.detect.pipeline import Pipeline
+from maskwatch.monitor.alerting import alerting
+from maskwatch.monitor.alerts import Alerter
+from maskwatch.monitor.camera import CaptureOpener
+from maskwatch.monitor.config import MonitorSettings, check_camera_files
+from maskwatch.monitor.manager import Monitor
+from maskwatch.monitor.store import MonitorStore, has_cameras
+from maskwatch.serve.deps import ServerState
+
+log = logging.getLogger("maskwatch.serve")
+
+
+@dataclass
+class Monitoring:
+    settings: MonitorSettings
+    db: Path
+    pipeline: Pipeline
+    opener: CaptureOpener | None = None
+    store: MonitorStore | None = None
+    monitor: Monitor | None = None
+    alerter: Alerter | None = None
+    running: bool = False  # inside the app's lifespan: a monitor created now starts at once
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open_store(self) -> MonitorStore | None:
+        """The store if it exists (reads never create it)."""
+        with self._lock:
+            if self.store is None and self.db.is_file():
+                self.store = MonitorStore(self.db)
+            return self.store
+
+    def ensure(self) -> Monitor:
+        """The monitor, created (and started, when the app runs) on first need."""
+        with self._lock:
+            if self.monitor is None:
+                if self.store is None:
+                    self.store = MonitorStore(self.db)
+                self.monitor = Monitor(self.store, self.pipeline, self.settings, opener=self.opener)
+                self.alerter, listener = alerting(self.db, self.settings, self.monitor.config)
+                self.monitor.on_person(listener)
+                if self.running:
+                    self.monitor.start()
+            return self.monitor
+
+    def start(self) -> None:
+        with self._lock:
+            self.running = True
+            monitor = self.monitor
+        if monitor is not None:
+            monitor.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.running = False
+            monitor, store, alerter = self.monitor, self.store, self.alerter
+        if monitor is not None:
+            monitor.stop()
+        if alerter is not None:
+            alerter.close()  # what is still pending is sent by the next start
+        if store is not None:
+            store.close()
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return self.monitor.statuses() if self.monitor is not None else []
+
+
+def monitor_db(state: ServerState, settings: MonitorSettings) -> Path:
+    return Path(settings.db) if settings.db else Path(state.settings.db).with_name("monitor.sqlite")
+
+
+def attach_monitor(
+    app: FastAPI, state: ServerState, settings: MonitorSettings | None = None, *, opener: CaptureOpener | None = None
+) -> Monitoring:
+    """Add the camera monitor to the app ``create_app`` built (``opener`` replaces how cameras are opened: tests)."""
+    settings = settings or MonitorSettings()
+    settings.validate()
+    check_camera_files(settings.cameras)
+    old = getattr(app.state, "monitoring", None)
+    if isinstance(old, Monitoring):  # attached again (tests, a script with its own cameras): the new one replaces it
+        if old.running:
+            raise RuntimeError("attach_monitor: the app is already running")
+        old.stop()
+    monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener)
+    if settings.cameras or has_cameras(monitoring.db):
+        monitoring.ensure()
+    else:
+        monitoring.open_store()
+    app.state.monitoring = monitoring
+    if getattr(app.state, "monitoring_lifespan", False):
+        return monitoring
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as value:
+            current: Monitoring = a.state.monitoring
+            current.start()
+            try:
+                yield value
+            finally:
+                current.stop()
+
+    app.router.lifespan_context = lifespan
+    app.state.monitoring_lifespan = True
+    return monitoring
+
+
+async def get_monitoring(connection: HTTPConnection) -> Monitoring:
+    monitoring = getattr(connection.app.state, "monitoring", None)
+    if monitoring is None:  # the app was built without attach_monitor: no cameras, no people
+        from fastapi import HTTPException
+
+        raise HTTPException(404, "camera monitoring is not part of this server")
+    return monitoring
+
+
+MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
