@@ -257,17 +257,14 @@ def test_store_version_retention_and_summary(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------- API
 def build_app(tmp_path, pipeline, monitor_settings=None, opener=None, **serve_options):
-    """``create_app`` as the integrator will call it: plus ``attach_monitor`` and the two routers."""
+    """``create_app`` with the monitor attached again with these settings and a stand-in camera opener."""
     from maskwatch.serve.app import create_app
     from maskwatch.serve.monitoring import attach_monitor
-    from maskwatch.serve.routes import ROUTERS, cameras, people
     from maskwatch.serve.settings import ServeSettings
 
+    serve_options.setdefault("allowed_hosts", ["testserver"])  # TestClient's Host; the Host check has its own tests
     settings = ServeSettings(db=tmp_path / "events.sqlite", **serve_options)
     app = create_app(settings, pipeline=pipeline)
-    for router in (cameras.router, people.router):  # until serve/routes/__init__.py lists them
-        if router not in ROUTERS:
-            app.include_router(router)
     attach_monitor(app, app.state.server, monitor_settings or MonitorSettings(), opener=opener)
     return app
 
