@@ -8,6 +8,7 @@ Skipped when Playwright or the Debian Chromium (``/usr/bin/chromium``) is not in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
@@ -164,7 +165,19 @@ def test_two_cameras_in_tiles(server, page) -> None:
         timeout=10_000,
     )
 
-    page.wait_for_timeout(300)
+    # for the screenshot: both labels counted on each camera, and both previews showing a face (not a blank frame)
+    wait_for(lambda: min(people_today(url).values()) >= 2, timeout=20)
+    with contextlib.suppress(sync_api.TimeoutError):  # a blank frame in the screenshot is no failure of the page
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('img.cam-preview')).every(img => {"
+            " const c = document.createElement('canvas'); c.width = 32; c.height = 24;"
+            " const g = c.getContext('2d'); g.drawImage(img, 0, 0, 32, 24);"
+            " const d = g.getImageData(0, 0, 32, 24).data; let lo = 255, hi = 0;"
+            " for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); }"
+            " return hi - lo > 60; })",
+            timeout=15_000,
+            polling=200,
+        )
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 0
 
