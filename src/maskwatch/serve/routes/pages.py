@@ -1,5 +1,5 @@
-"""The three web pages (``/`` upload, ``/live`` webcam, ``/dashboard``); their scripts and styles are the static
-files ``create_app`` mounts at ``/static``."""
+"""The web pages (``/`` upload, ``/live`` webcam, ``/dashboard``, ``/cameras`` monitor); their scripts and styles
+are the static files ``create_app`` mounts at ``/static``."""
 
 from __future__ import annotations
 
@@ -20,5 +20,11 @@ def page(name: str) -> Callable[[], FileResponse]:
     return serve_page
 
 
-for route, name in (("/", "index.html"), ("/live", "live.html"), ("/dashboard", "dashboard.html")):
+PAGES = (
+    ("/", "index.html"),
+    ("/live", "live.html"),
+    ("/dashboard", "dashboard.html"),
+    ("/cameras", "cameras.html"),
+)
+for route, name in PAGES:
     router.get(route)(page(name))

@@ -25,6 +25,7 @@
     { path: "/", title: "Photos" },
     { path: "/live", title: "Live camera" },
     { path: "/dashboard", title: "Dashboard" },
+    { path: "/cameras", title: "Cameras" },
   ];
 
   // ---------------------------------------------------------------- API key
