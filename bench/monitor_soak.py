@@ -25,30 +25,22 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from maskwatch.serve.local import free_port, get_json  # noqa: E402
 from monitor_load import make_clip  # noqa: E402
 
 RTSP_SCRIPT = ROOT / "tests" / "rtsp_camera.py"
 # a minute of video: two people in turn, a third at the end (astronaut bare, hopper with a mask)
 SCENES = [(None, 3), ("astronaut", 8), (None, 5), ("hopper-mask", 8), (None, 5), ("astronaut", 8), (None, 5),
           ("pair", 10), (None, 8)]  # fmt: skip
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str, timeout: float = 5) -> object:
-    with OPENER.open(url, timeout=timeout) as response:
-        return json.load(response)
+    return get_json(url, timeout=timeout)
 
 
 class Receiver(ThreadingHTTPServer):

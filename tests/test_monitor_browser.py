@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -25,6 +22,7 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 from maskwatch.serve.local import get_json, local_server  # noqa: E402
+from test_monitor import make_clip, wait_for  # noqa: E402 - the monitor tests' clips and polling
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "src" / "maskwatch" / "assets" / "samples"
@@ -40,42 +38,11 @@ TIMEOUT_MS = 30_000
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def scene_frame(name: str | None, size: tuple[int, int] = (640, 480)) -> np.ndarray:
-    canvas = Image.new("RGB", size, (40, 40, 40))
-    if name:
-        with Image.open(SAMPLES / f"{name}.jpg") as im:
-            photo = im.convert("RGB")
-        photo.thumbnail((size[0] * 5 // 8, size[1] * 5 // 6))
-        canvas.paste(photo, ((size[0] - photo.width) // 2, (size[1] - photo.height) // 2))
-    return np.asarray(canvas)
-
-
-def make_clip(path: Path, scenes) -> Path:
-    from maskwatch.detect.video import VideoWriter
-
-    with VideoWriter(path, FPS) as writer:
-        for name, seconds in scenes:
-            frame = scene_frame(name)
-            for _ in range(round(seconds * FPS)):
-                writer.write(frame)
-    return path
-
-
 def api(url: str, method: str, body: dict | None = None) -> int:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     with _NO_PROXY.open(req, timeout=10) as response:
         return response.status
-
-
-def wait_for(check, timeout: float, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    return check()
 
 
 @pytest.fixture(scope="module")
