@@ -28,8 +28,8 @@ else
     "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
     # torch and torchvision install from this machine's disk with plain pip (not uv/poetry).
     "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v '^WARNING: Location' || true
-    # everything: the base install (inference) plus the training parts and the test tools
-    "$VENV/bin/pip" install -q -e '.[train,eval,dev]' 2>&1 | grep -v '^WARNING: Location' || true
+    # everything: the base install (inference) plus the training parts, Ray + PostgreSQL's driver and the test tools
+    "$VENV/bin/pip" install -q -e '.[train,eval,scale,dev]' 2>&1 | grep -v '^WARNING: Location' || true
     "$VENV/bin/python" -c "import maskwatch, torch, timm" || { echo "setup: install failed" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
