@@ -68,3 +68,14 @@ def make_voc(root: Path, n_images: int = 4, seed: int = 0) -> Path:
             f"<annotation><filename>scene{i}.png</filename><size><width>200</width><height>120</height></size>{xml}</annotation>"
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """The address of a real local Ray cluster (``ray start --head`` on 127.0.0.1), shared by the session's tests."""
+    from ray_cluster import head_node, ray_cli
+
+    if ray_cli() is None:
+        pytest.skip("ray is not installed (pip install '.[scale]')")
+    with head_node() as address:
+        yield address
