@@ -44,7 +44,9 @@ class StoreTarget:
     @property
     def shown(self) -> str:
         """For messages and logs: the path, or the URL without its password."""
-        return str(self.path) if self.url is None else self.url.render_as_string(hide_password=True)
+        if self.url is None:
+            return str(self.path)
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
 
     @property
     def is_sqlite(self) -> bool:
