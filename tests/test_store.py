@@ -266,3 +266,14 @@ def test_serve_refuses_a_bad_store_before_the_model_loads(tmp_path):
     assert out.returncode == 2, out.stderr
     assert "is not a store maskwatch knows" in out.stderr + out.stdout and "hunter2" not in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_serve_help_names_the_store_option():
+    """The help renders (rich markup: no bracketed words in option help) and shows --store and its variable."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    out = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "--store" in out.output and "MASKWATCH_STORE" in out.output and "HOST:PORT/PREFIX" in out.output

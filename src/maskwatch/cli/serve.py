@@ -40,7 +40,7 @@ def serve(
         typer.Option(
             envvar="MASKWATCH_STORE",
             help="Event store URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB (several servers may share "
-            "one; pip install 'maskwatch[scale]'); default: the SQLite file --db. $MASKWATCH_STORE.",
+            "one; needs the scale extra, psycopg); default: the SQLite file --db.",
         ),
     ] = None,
     api_key: Annotated[
