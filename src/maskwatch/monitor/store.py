@@ -11,8 +11,6 @@ written and fsynced before its row is committed; the row names it relative to th
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import time
@@ -22,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -31,6 +29,7 @@ from maskwatch.labels import CANONICAL_LABELS
 from maskwatch.monitor.config import CameraConfig
 from maskwatch.monitor.people import PersonEvent
 from maskwatch.store.engine import Database, StoreTarget, parse_store
+from maskwatch.store.export import csv_text, keyset_pages, safe_cell
 from maskwatch.store.schema import SCHEMA_VERSION, StoreVersionError, cameras, current_version, open_database, people
 from maskwatch.store.schema import bucket as floor_bucket
 
@@ -195,32 +194,14 @@ class MonitorStore:
         self, camera: str | None = None, start: float | None = None, end: float | None = None, chunk: int = 1000
     ) -> Iterator[str]:
         """Person events in time order as CSV, header first, ``chunk`` rows at a time (keyset pages)."""
-        where = self._people_where(camera, start, end)
-        cols = [people.c[name] for name in CSV_COLUMNS]
-        buf = io.StringIO()
-        csv.writer(buf).writerow(CSV_COLUMNS)
-        yield buf.getvalue()
-        last: tuple[float, int] = (-1.0, 0)
-        with self.db.read() as conn:
-            while True:
-                sql = (
-                    select(*cols)
-                    .where(where, tuple_(people.c.last_seen, people.c.id) > tuple_(*last))
-                    .order_by(people.c.last_seen, people.c.id)
-                    .limit(chunk)
-                )
-                rows = conn.execute(sql).all()
-                if not rows:
-                    return
-                buf = io.StringIO()
-                writer = csv.writer(buf)
-                for pid, cam, tid, first, lastseen, label, share, frames, px, snap in rows:
-                    writer.writerow(
-                        [pid, _cell(cam), tid, iso(first), iso(lastseen), label, round(share, 4), frames, px,
-                         "yes" if snap else ""]
-                    )  # fmt: skip
-                last = (rows[-1][4], rows[-1][0])
-                yield buf.getvalue()
+        yield csv_text([CSV_COLUMNS])
+        sql = select(*(people.c[name] for name in CSV_COLUMNS)).where(self._people_where(camera, start, end))
+        for rows in keyset_pages(self.db, sql, [people.c.last_seen, people.c.id], chunk):
+            yield csv_text(
+                [pid, safe_cell(cam), tid, iso(first), iso(last), label, round(share, 4), frames, px,
+                 "yes" if snap else ""]
+                for pid, cam, tid, first, last, label, share, frames, px, snap in rows
+            )  # fmt: skip
 
     def sweep(self, retention_days: float, now: float | None = None) -> int:
         """Delete person events (and their snapshot files) whose last_seen is older than ``retention_days``; 0
@@ -274,10 +255,6 @@ def _row(row: Any) -> dict[str, Any]:
     out = dict(row)
     out["probs"] = json.loads(out["probs"])
     return out
-
-
-def _cell(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def has_cameras(target: str | Path | StoreTarget) -> bool:

@@ -7,18 +7,17 @@ moment loses nothing it has answered. Counts over time are aggregated in SQL, th
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, func, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, select
 
 from maskwatch.labels import CANONICAL_LABELS
 from maskwatch.store.engine import StoreTarget
+from maskwatch.store.export import csv_text, keyset_pages, safe_cell
 from maskwatch.store.schema import bucket as floor_bucket
 from maskwatch.store.schema import events, open_database
 
@@ -104,29 +103,7 @@ class EventStore:
         """The events of [start, end) in time order as CSV text, header first, ``chunk`` rows at a time (keyset
         pages on (ts, id), which the indexes serve directly)."""
         cols = [events.c[c] for c in CSV_COLUMNS if c != "time"]
-        buf = io.StringIO()
-        csv.writer(buf).writerow(CSV_COLUMNS)
-        yield buf.getvalue()
-        last = (-1.0, 0)
-        with self.db.read() as conn:
-            while True:
-                sql = (
-                    select(events.c.ts, *cols)
-                    .where(self._where(start, end, source), tuple_(events.c.ts, events.c.id) > tuple_(*last))
-                    .order_by(events.c.ts, events.c.id)
-                    .limit(chunk)
-                )
-                rows = conn.execute(sql).all()
-                if not rows:
-                    return
-                buf = io.StringIO()
-                writer = csv.writer(buf)
-                for ts, event_id, source_name, *rest in rows:
-                    writer.writerow([event_id, iso(ts), _cell(source_name), *rest])
-                last = (rows[-1][0], rows[-1][1])
-                yield buf.getvalue()
-
-
-def _cell(text: str) -> str:
-    """A text cell spreadsheets will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        yield csv_text([CSV_COLUMNS])
+        sql = select(events.c.ts, *cols).where(self._where(start, end, source))
+        for rows in keyset_pages(self.db, sql, [events.c.ts, events.c.id], chunk):
+            yield csv_text([event_id, iso(ts), safe_cell(name), *rest] for ts, event_id, name, *rest in rows)

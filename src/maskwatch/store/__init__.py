@@ -7,4 +7,5 @@
   password.
 - ``schema.py``: one ``MetaData`` for every table, the numbered migrations (a ``maskwatch_schema`` table, applied in
   one transaction, under an advisory lock on PostgreSQL), SQL that differs between the two (time buckets).
+- ``export.py``: the CSV exports' keyset pages and formula-safe cells.
 """
