@@ -53,6 +53,18 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && command 
         echo "setup: could not install mosquitto; the MQTT alert test will be skipped" >&2
     fi
 fi
+# The store tests (tests/test_store*.py) start their own PostgreSQL (initdb into a temporary folder, postgres on a free
+# loopback port); they skip without its binaries.
+if ! command -v postgres >/dev/null && [ ! -x /usr/local/bin/postgres ] && ! ls /usr/lib/postgresql/*/bin/postgres \
+    >/dev/null 2>&1 && command -v apt-get >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    echo "setup: installing postgresql (apt) for the shared event store tests"
+    if ! { $SUDO apt-get install -y -q postgresql >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q postgresql >/dev/null 2>&1; }; }; then
+        echo "setup: could not install postgresql; the PostgreSQL store tests will be skipped" >&2
+    fi
+fi
 # The camera tests (tests/test_monitor_cameras.py) serve RTSP with GStreamer through the system python3-gi; they
 # skip without it.
 if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \

@@ -79,3 +79,19 @@ def ray_address():
         pytest.skip("ray is not installed (pip install '.[scale]')")
     with head_node() as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a real PostgreSQL server (initdb into a temporary folder, ``postgres`` on a free 127.0.0.1 port),
+    shared by the session's tests; each test makes its own database with ``postgres_server.new_database``."""
+    from postgres_server import postgres_bin, postgres_server
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install '.[scale]')")
+    if postgres_bin() is None:
+        pytest.skip("no PostgreSQL binaries (initdb, postgres): setup.sh installs the Debian package postgresql")
+    with postgres_server() as url:
+        yield url

@@ -36,7 +36,8 @@ WebhookOption = Annotated[
 MqttOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--mqtt", help="Publish each alert to this MQTT broker, HOST[:PORT][/PREFIX] (topic PREFIX/CAMERA/alerts)."
+        "--mqtt",
+        help="Publish each alert to this MQTT broker: HOST, HOST:PORT or HOST:PORT/PREFIX (topic PREFIX/CAMERA/alerts)",
     ),
 ]
 PublicUrlOption = Annotated[

@@ -35,6 +35,14 @@ def serve(
         str | None, typer.Option("--model", "-m", help="Classifier (.onnx, .pt or run folder); default: shipped.")
     ] = None,
     db: Annotated[Path, typer.Option(help="SQLite event log.")] = Path("runs/serve/events.sqlite"),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MASKWATCH_STORE",
+            help="Event store URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB (several servers may share "
+            "one; needs the scale extra, psycopg); default: the SQLite file --db.",
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(help="Require this key (header X-API-Key) for the API and WebSocket; $MASKWATCH_API_KEY."),
@@ -88,6 +96,7 @@ def serve(
     settings = ServeSettings(
         model=model,
         db=db,
+        store=store,
         host=host,
         port=port,
         api_key=api_key or os.environ.get("MASKWATCH_API_KEY") or None,
@@ -118,7 +127,8 @@ def serve(
     settings.validate()  # every setting is checked before the model loads
     web = create_app(settings, pipeline=open_pipeline(settings.model, settings.detector))
     shown = "localhost" if host in ("127.0.0.1", *WILDCARD) else f"[{host}]" if ":" in host else host
-    console.print(f"maskwatch serving on http://{shown}:{port}  (API docs /docs, log {db}; Ctrl+C stops)")
+    log = settings.store_target().shown
+    console.print(f"maskwatch serving on http://{shown}:{port}  (API docs /docs, log {log}; Ctrl+C stops)")
     if host not in LOOPBACK and not settings.api_key:
         console.print(
             "[yellow]warning: bound beyond this machine without --api-key: anyone who can reach it can use it "

@@ -46,7 +46,7 @@ def create_app(
         from maskwatch.detect.pipeline import load_pipeline
 
         pipeline = load_pipeline(settings.model, config=settings.detector)
-    store = store or EventStore(settings.db)
+    store = store or EventStore(settings.store_target())
     state = ServerState(
         settings=settings,
         pipeline=pipeline,

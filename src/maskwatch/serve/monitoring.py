@@ -4,8 +4,10 @@ app's lifespan; the routes (``routes/cameras.py``, ``routes/people.py``, in ``RO
 ``MonitoringDep``.
 
 The monitor itself is created only when cameras are configured or its store keeps some; without either, the
-first ``POST /api/v1/cameras`` creates it. Its store is ``monitor.sqlite`` beside the server's ``--db`` (unless
-``MonitorSettings.db`` names one), its snapshots in ``snapshots/`` beside that.
+first ``POST /api/v1/cameras`` creates it. Its store is ``monitor.sqlite`` beside the server's SQLite event log
+(unless ``MonitorSettings.db`` names one), its snapshots in ``snapshots/`` beside that; with ``--store
+postgresql://...`` its tables are in that database too (snapshots, and the alerts' SQLite file, stay beside
+``--db``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from maskwatch.monitor.config import MonitorSettings, check_camera_files
 from maskwatch.monitor.manager import Monitor
 from maskwatch.monitor.store import MonitorStore, has_cameras
 from maskwatch.serve.deps import ServerState
+from maskwatch.store.engine import StoreTarget
 
 log = logging.getLogger("maskwatch.serve")
 
@@ -39,6 +42,7 @@ class Monitoring:
     db: Path
     pipeline: Pipeline
     opener: CaptureOpener | None = None
+    url: StoreTarget | None = None  # the shared PostgreSQL store; None: the SQLite file db
     store: MonitorStore | None = None
     monitor: Monitor | None = None
     alerter: Alerter | None = None
@@ -48,16 +52,19 @@ class Monitoring:
     def open_store(self) -> MonitorStore | None:
         """The store if it exists (reads never create it)."""
         with self._lock:
-            if self.store is None and self.db.is_file():
-                self.store = MonitorStore(self.db)
+            if self.store is None and (self.url or self.db.is_file()):
+                self.store = self._open()
             return self.store
+
+    def _open(self) -> MonitorStore:
+        return MonitorStore(self.url, self.db.with_name("snapshots")) if self.url else MonitorStore(self.db)
 
     def ensure(self) -> Monitor:
         """The monitor, created (and started, when the app runs) on first need."""
         with self._lock:
             if self.monitor is None:
                 if self.store is None:
-                    self.store = MonitorStore(self.db)
+                    self.store = self._open()
                 self.monitor = Monitor(self.store, self.pipeline, self.settings, opener=self.opener)
                 self.alerter, listener = alerting(self.db, self.settings, self.monitor.config)
                 self.monitor.on_person(listener)
@@ -88,7 +95,14 @@ class Monitoring:
 
 
 def monitor_db(state: ServerState, settings: MonitorSettings) -> Path:
-    return Path(settings.db) if settings.db else Path(state.settings.db).with_name("monitor.sqlite")
+    events = state.settings.store_target().path or Path(state.settings.db)
+    return Path(settings.db) if settings.db else events.with_name("monitor.sqlite")
+
+
+def monitor_url(state: ServerState, settings: MonitorSettings) -> StoreTarget | None:
+    """The PostgreSQL store the monitor shares with the event log; None: its own SQLite file."""
+    target = state.settings.store_target()
+    return None if settings.db or target.is_sqlite else target
 
 
 def attach_monitor(
@@ -103,8 +117,8 @@ def attach_monitor(
         if old.running:
             raise RuntimeError("attach_monitor: the app is already running")
         old.stop()
-    monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener)
-    if settings.cameras or has_cameras(monitoring.db):
+    monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener, monitor_url(state, settings))
+    if settings.cameras or has_cameras(monitoring.url or monitoring.db):
         monitoring.ensure()
     else:
         monitoring.open_store()

@@ -11,6 +11,7 @@ from PIL import Image
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.monitor.config import MonitorSettings
+from maskwatch.store.engine import StoreTarget, parse_store
 
 WILDCARD = ("0.0.0.0", "::", "")  # bind addresses meaning every interface
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -20,6 +21,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class ServeSettings:
     model: str | None = None  # None: the shipped classifier (or $MASKWATCH_MODEL)
     db: Path = Path("runs/serve/events.sqlite")
+    store: str | None = None  # the event store's URL (sqlite:///PATH, postgresql://...); None: SQLite at db
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None  # when set, /api/* (but health) needs header X-API-Key; the WebSocket ?api_key=
@@ -63,6 +65,11 @@ class ServeSettings:
         for ok, message in checks:
             if not ok:
                 raise MaskwatchError(message)
+        self.store_target()  # a bad --store URL, or psycopg missing: one line before anything loads
+
+    def store_target(self) -> StoreTarget:
+        """Where the events go: ``store`` parsed, or the SQLite file ``db``."""
+        return parse_store(self.store) if self.store else StoreTarget(path=self.db)
 
     def trusted_hosts(self) -> frozenset[str]:
         """The Host names the server answers (without port): loopback, the bound address, --allowed-host."""

@@ -1,41 +1,28 @@
-"""The event log: one row per image (or live sample) served, with counts per label; SQLite in WAL mode.
+"""The event log: one row per image (or live sample) served, with counts per label, in the event store
+(``maskwatch.store``: a SQLite file in WAL mode, or PostgreSQL shared by several servers).
 
-Every insert is committed before the response leaves, with ``synchronous=FULL``: a server killed at any
-moment loses nothing it has answered. Counts over time are aggregated in SQL.
+Every insert is committed before the response leaves (SQLite with ``synchronous=FULL``): a server killed at any
+moment loses nothing it has answered. Counts over time are aggregated in SQL, the same statements on both backends.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import ColumnElement, and_, func, select
+
 from maskwatch.labels import CANONICAL_LABELS
+from maskwatch.store.engine import StoreTarget
+from maskwatch.store.export import csv_text, keyset_pages, safe_cell
+from maskwatch.store.schema import bucket as floor_bucket
+from maskwatch.store.schema import events, open_database
 
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_BUCKETS = 5000
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    width INTEGER,
-    height INTEGER,
-    faces INTEGER NOT NULL,
-    {", ".join(f"{label} INTEGER NOT NULL DEFAULT 0" for label in CANONICAL_LABELS)},
-    image TEXT
-);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE INDEX IF NOT EXISTS events_source_ts ON events (source, ts);
-"""
 CSV_COLUMNS = ["id", "time", "source", "kind", "width", "height", "faces", *CANONICAL_LABELS, "image"]
 
 
@@ -55,53 +42,38 @@ class Event:
 
 
 class EventStore:
-    """Thread-safe (one connection behind a lock): the server's worker threads and the event loop share it."""
+    """Thread-safe: the server's worker threads and the event loop share it. ``target``: a SQLite path or a store
+    URL (``maskwatch.store.engine.parse_store``)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # the read-only URI, percent-encoded: a '#' or '?' in the path would otherwise end the file name
-        self._read_uri = self.path.resolve().as_uri() + "?mode=ro"
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+    def __init__(self, target: str | Path | StoreTarget) -> None:
+        self.db = open_database(target)
+        self.path = self.db.target.path  # None on PostgreSQL
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     def add(self, event: Event) -> int:
         counts = {label: int(event.counts.get(label, 0)) for label in CANONICAL_LABELS}
-        faces = int(sum(event.counts.values()))
-        ts = time.time() if event.ts is None else event.ts
-        columns = ["ts", "source", "kind", "width", "height", "faces", *CANONICAL_LABELS, "image"]
-        values = [ts, event.source, event.kind, event.width, event.height, faces, *counts.values(), event.image]
-        sql = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        with self._lock:
-            cur = self._db.execute(sql, values)  # autocommit: durable when this returns
-            return int(cur.lastrowid or 0)
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        """A read-only connection of its own: with WAL, reads neither wait for writes nor make them wait."""
-        db = sqlite3.connect(self._read_uri, uri=True, check_same_thread=False)
-        try:
-            yield db
-        finally:
-            db.close()
+        row = {
+            "ts": time.time() if event.ts is None else event.ts,
+            "source": event.source,
+            "kind": event.kind,
+            "width": event.width,
+            "height": event.height,
+            "faces": int(sum(event.counts.values())),
+            **counts,
+            "image": event.image,
+        }
+        with self.db.write() as conn:  # committed (durable) when this block ends
+            return int(conn.execute(events.insert().values(row)).inserted_primary_key[0])
 
     def sources(self) -> list[str]:
-        with self._reader() as db:
-            return [r[0] for r in db.execute("SELECT DISTINCT source FROM events ORDER BY source")]
+        with self.db.read() as conn:
+            return list(conn.execute(select(events.c.source).distinct().order_by(events.c.source)).scalars())
 
-    def _where(self, start: float, end: float, source: str | None) -> tuple[str, list]:
-        where, args = "ts >= ? AND ts < ?", [start, end]
-        if source:
-            where += " AND source = ?"
-            args.append(source)
-        return where, args
+    def _where(self, start: float, end: float, source: str | None) -> ColumnElement[bool]:
+        cond = and_(events.c.ts >= start, events.c.ts < end)
+        return and_(cond, events.c.source == source) if source else cond
 
     def stats(self, start: float, end: float, bucket: str, source: str | None = None) -> dict:
         """Counts per label in each bucket of [start, end) (empty buckets included) and in total."""
@@ -111,14 +83,11 @@ class EventStore:
         if n > MAX_BUCKETS:
             hint = "a shorter period" if bucket == "day" else "a larger bucket or a shorter period"
             raise ValueError(f"{n} {bucket} buckets in that period (at most {MAX_BUCKETS}); use {hint}")
-        where, args = self._where(start, end, source)
-        sums = ", ".join(f"SUM({label})" for label in CANONICAL_LABELS)
-        sql = (
-            f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, COUNT(*), SUM(faces), {sums} "
-            f"FROM events WHERE {where} GROUP BY b"
-        )
-        with self._reader() as db:
-            rows = {r[0]: r[1:] for r in db.execute(sql, [first, size, *args])}
+        b = floor_bucket(events.c.ts - float(first), size).label("b")
+        sums = [func.sum(events.c[label]) for label in CANONICAL_LABELS]
+        sql = select(b, func.count(), func.sum(events.c.faces), *sums).where(self._where(start, end, source))
+        with self.db.read() as conn:
+            rows = {r[0]: r[1:] for r in conn.execute(sql.group_by(b))}
         keys = ["images", "faces", *CANONICAL_LABELS]
         series, totals = [], dict.fromkeys(keys, 0)
         for i in range(n):
@@ -133,26 +102,8 @@ class EventStore:
     def csv_chunks(self, start: float, end: float, source: str | None = None, chunk: int = 1000) -> Iterator[str]:
         """The events of [start, end) in time order as CSV text, header first, ``chunk`` rows at a time (keyset
         pages on (ts, id), which the indexes serve directly)."""
-        where, args = self._where(start, end, source)
-        cols = ", ".join(c for c in CSV_COLUMNS if c != "time")
-        sql = f"SELECT ts, {cols} FROM events WHERE {where} AND (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?"
-        buf = io.StringIO()
-        csv.writer(buf).writerow(CSV_COLUMNS)
-        yield buf.getvalue()
-        last = (-1.0, 0)
-        with self._reader() as db:
-            while True:
-                rows = db.execute(sql, [*args, *last, chunk]).fetchall()
-                if not rows:
-                    return
-                buf = io.StringIO()
-                writer = csv.writer(buf)
-                for ts, event_id, source_name, *rest in rows:
-                    writer.writerow([event_id, iso(ts), _cell(source_name), *rest])
-                last = (rows[-1][0], rows[-1][1])
-                yield buf.getvalue()
-
-
-def _cell(text: str) -> str:
-    """A text cell spreadsheets will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        cols = [events.c[c] for c in CSV_COLUMNS if c != "time"]
+        yield csv_text([CSV_COLUMNS])
+        sql = select(events.c.ts, *cols).where(self._where(start, end, source))
+        for rows in keyset_pages(self.db, sql, [events.c.ts, events.c.id], chunk):
+            yield csv_text([event_id, iso(ts), safe_cell(name), *rest] for ts, event_id, name, *rest in rows)
