@@ -22,6 +22,7 @@ import pytest
 from maskwatch.errors import MaskwatchError
 from maskwatch.monitor import alerts as alerts_module
 from maskwatch.monitor.alerts import Alerter, AlertRule, Target, parse_mqtt, parse_webhook, topic_name
+from maskwatch.store.schema import SCHEMA_VERSION
 
 FAST = (0.05, 0.1)
 T0 = 1_800_000_000.0  # a fixed "now" for person events: 2027-01-15T08:00:00Z
@@ -299,7 +300,7 @@ def test_alert_is_committed_before_consider_returns(alerters, receivers, tmp_pat
         other.close()
     assert row == ("door", 3, "without_mask")
     assert states == [("pending",)]
-    assert version == 0  # the monitor's schema version is not ours to set
+    assert version == SCHEMA_VERSION  # the alert tables are the store's now: its migrations made them
 
 
 def test_a_restart_resumes_pending_deliveries(alerters, receivers, tmp_path):
@@ -427,13 +428,14 @@ def test_mqtt_publishes_per_camera_and_reconnects(alerters, broker, tmp_path):
 
 
 def test_a_killed_monitor_loses_no_alert(alerters, receivers, tmp_path):
-    """The process dies (SIGKILL) right after consider returned; the next start delivers the alert."""
+    """The process dies (SIGKILL) right after consider returned; the next start delivers the alert (after the
+    child's 1 s lease, should its sender have claimed the delivery before the kill)."""
     r = receivers(statuses=(500,))
     db = tmp_path / "monitor.db"
     child = f"""
 import os, signal
 from maskwatch.monitor.alerts import Alerter, AlertRule, parse_webhook
-a = Alerter({str(db)!r}, [parse_webhook({r.url!r})], retry_delays=(60,))
+a = Alerter({str(db)!r}, [parse_webhook({r.url!r})], retry_delays=(60,), timeout=0.3, lease=1.0)
 print(a.consider({person(21)!r}, AlertRule()), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """

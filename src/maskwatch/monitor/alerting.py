@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from maskwatch.monitor.alerts import Alerter, AlertRule
 from maskwatch.monitor.config import CameraConfig, MonitorSettings
 from maskwatch.monitor.people import PersonEvent
+from maskwatch.monitor.store import MonitorStore
 
 SNAPSHOT_URL = "/api/v1/snapshots/{id}.jpg"  # serve/routes/people.py serves it
 
@@ -37,9 +37,10 @@ def person_of(event: PersonEvent) -> dict:
     }
 
 
-def alerting(db: Path, settings: MonitorSettings, config_of: Callable[[str], CameraConfig]):
-    """(the Alerter on the monitor's database, the ``Monitor.on_person`` listener that feeds it)."""
-    alerter = Alerter(db, settings.alert_targets, public_url=settings.public_url)
+def alerting(store: MonitorStore, settings: MonitorSettings, config_of: Callable[[str], CameraConfig]):
+    """(the Alerter on the monitor's store, the ``Monitor.on_person`` listener that feeds it). The alerts live in
+    the same store as the people (its ``Database``: the SQLite file, or the PostgreSQL several servers share)."""
+    alerter = Alerter(store.db, settings.alert_targets, public_url=settings.public_url)
 
     def listener(event: PersonEvent) -> None:
         alerter.consider(person_of(event), rule_of(config_of(event.camera)))

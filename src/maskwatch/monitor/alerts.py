@@ -1,11 +1,16 @@
 """Alerts: a person event that matches a camera's rule becomes an alert, sent to webhooks and MQTT brokers.
 
-The alert and one delivery row per target are committed to SQLite (WAL, ``synchronous=FULL``) before
-``Alerter.consider`` returns; sending happens later, on one background thread per target, so a slow or failing
-receiver never stalls a camera. Each delivery is ``pending`` until its target acknowledges it (``delivered``: a 2xx
-answer, an MQTT PUBACK) or the retry schedule runs out (``failed``, with its attempts, last error and last attempt
-time kept). Deliveries still pending when the process ends are resumed by the next ``Alerter`` on the same
-database. Delivery is at least once: a receiver may see an alert twice (its ``alert`` id tells them apart).
+The alert and one delivery row per target are committed to the event store (``maskwatch.store``: the monitor's
+SQLite file or the shared PostgreSQL; the SQL is ``store/alerts.py``) before ``Alerter.consider`` returns; sending
+happens later, on one background thread per target, so a slow or failing receiver never stalls a camera. Each
+delivery is ``pending`` until its target acknowledges it (``delivered``: a 2xx answer, an MQTT PUBACK) or the retry
+schedule runs out (``failed``, with its attempts, last error and last attempt time kept).
+
+A sender claims a delivery (for ``lease`` seconds) before sending it, so when several servers share one store
+each delivery is sent by one of them; a claim whose server was killed runs out and another server (or the next
+start) takes the delivery over. Deliveries still pending when a process ends are resumed by any ``Alerter`` on
+the same store with that target. Delivery is at least once: a receiver may see an alert twice (after a crash
+between its answer and the record; its ``alert`` id tells them apart).
 """
 
 from __future__ import annotations
@@ -16,57 +21,35 @@ import math
 import os
 import random
 import re
-import sqlite3
+import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from maskwatch.errors import MaskwatchError
 from maskwatch.labels import CANONICAL_LABELS, MASK_WORN_INCORRECTLY, WITHOUT_MASK
+from maskwatch.store.alerts import AlertLog, Claimed, iso
+from maskwatch.store.engine import Database, StoreTarget
+from maskwatch.store.schema import DELIVERY_STATES, migrate, open_database
 
 log = logging.getLogger(__name__)
 
-STATES = ("pending", "delivered", "failed")
+STATES = DELIVERY_STATES
 KINDS = ("webhook", "mqtt")
 DEFAULT_RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 120.0)
+DEFAULT_LEASE = 60.0  # seconds a sender holds a delivery it is sending; another takes it over after that
 MQTT_DEFAULT_PORT = 1883
-_BUSY_MS = 10_000  # how long a write waits for another writer of the same file (the event store, other threads)
-_IDLE_POLL = 5.0  # a sender re-reads its queue at least this often even when nothing wakes it
+_IDLE_POLL = 5.0  # a sender re-reads its queue at least this often (other servers' new alerts wake it no other way)
 _TOPIC_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    camera TEXT NOT NULL, person NOT NULL, label TEXT NOT NULL, vote_share REAL, frames INTEGER,
-    time REAL NOT NULL, first_seen REAL, face_px REAL, snapshot TEXT,  -- time: the person's last_seen
-    created REAL NOT NULL, body TEXT NOT NULL,  -- body: the JSON every target gets
-    UNIQUE (camera, person)
-);
-CREATE INDEX IF NOT EXISTS alerts_camera_label_time ON alerts (camera, label, time);
-CREATE TABLE IF NOT EXISTS alert_deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert INTEGER NOT NULL REFERENCES alerts (id), kind TEXT NOT NULL, address TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_attempt REAL, next_attempt REAL NOT NULL,
-    delivered_at REAL,
-    UNIQUE (alert, kind, address)
-);
-CREATE INDEX IF NOT EXISTS alert_deliveries_queue ON alert_deliveries (kind, address, state, next_attempt);
-"""
-
-
-def iso(ts: float | None) -> str | None:
-    """ISO 8601 UTC with milliseconds, or None."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def topic_name(camera: str) -> str:
@@ -198,43 +181,51 @@ _PERSON_KEYS = ("id", "camera", "label", "vote_share", "frames", "last_seen")
 
 
 class Alerter:
-    """Turns person events into alerts (``consider``), keeps them in the monitor's database and sends them.
+    """Turns person events into alerts (``consider``), keeps them in the event store and sends them.
 
-    Thread-safe: every camera's worker may call ``consider``; the dashboard calls ``alerts``.
+    ``db``: the store's ``Database`` (the monitor's: ``MonitorStore.db``; shared, the caller closes it), or a store
+    URL or SQLite path that the Alerter opens (migrated) and closes itself. Thread-safe: every camera's worker may
+    call ``consider``; the dashboard calls ``alerts``.
     """
 
     def __init__(
         self,
-        db: str | Path,
+        db: Database | StoreTarget | str | Path,
         targets: Sequence[Target],
         *,
         topic_prefix: str = "maskwatch",
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         timeout: float = 5.0,
         public_url: str | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         if not all(_number(d) and d >= 0 for d in retry_delays):
             raise MaskwatchError(f"alert retry delays must be seconds, 0 or more (got {list(retry_delays)!r})")
         if not _number(timeout) or timeout <= 0:
             raise MaskwatchError(f"alert timeout must be more than 0 seconds (got {timeout!r})")
-        self.path = Path(db)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not _number(lease) or lease <= 2 * timeout:  # an MQTT attempt may wait twice the timeout
+            raise MaskwatchError(f"alert lease must be more than twice the timeout, {2 * timeout:g} s (got {lease!r})")
         self.targets = tuple(dict.fromkeys(targets))
         self.topic_prefix = topic_prefix.strip("/") or "maskwatch"
         self.retry_delays = tuple(float(d) for d in retry_delays)
         self.timeout = float(timeout)
+        self.lease = float(lease)
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this Alerter's claims
+        self._owns_db = not isinstance(db, Database)
+        if isinstance(db, Database):
+            migrate(db)  # a no-op on the monitor's store, which open_database migrated already
+            self.db = db
+        else:
+            self.db = open_database(db)
+        self.log = AlertLog(self.db)
         self._lock = threading.Lock()
-        self._db = _connect(self.path)
-        self._db.executescript(_SCHEMA)
         self._stop = threading.Event()
         self._senders = [_Sender(self, t) for t in self.targets]
         self._closed = False
-        for kind, address, n in self._db.execute(
-            "SELECT kind, address, COUNT(*) FROM alert_deliveries WHERE state = 'pending' GROUP BY kind, address"
-        ).fetchall():
+        for kind, address, n in self.log.pending_by_target():
             if Target(kind, address) not in self.targets:
-                log.warning("%d alert deliveries to %s %s stay pending: not a target now", n, kind, address)
+                log.warning("%d alert deliveries to %s %s stay pending: not a target here", n, kind, address)
         for sender in self._senders:
             sender.thread.start()
 
@@ -249,46 +240,28 @@ class Alerter:
             raise ValueError(f"person event lacks {', '.join(missing)}")
         if not rule.matches(person):
             return None
-        camera, label, last_seen = str(person["camera"]), str(person["label"]), float(person["last_seen"])
-        now = time.time()
+        row = {
+            "camera": str(person["camera"]), "person": int(person["id"]), "label": str(person["label"]),
+            "vote_share": float(person["vote_share"]), "frames": int(person["frames"]),
+            "time": float(person["last_seen"]), "first_seen": _float(person.get("first_seen")),
+            "face_px": _float(person.get("face_px")), "snapshot": person.get("snapshot"), "created": time.time(),
+        }  # fmt: skip
         with self._lock:
             if self._closed:
                 raise RuntimeError("Alerter is closed")
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                seen = db.execute(
-                    "SELECT 1 FROM alerts WHERE camera = ? AND person = ?", (camera, person["id"])
-                ).fetchone()
-                recent = (
-                    rule.cooldown > 0
-                    and db.execute(
-                        "SELECT 1 FROM alerts WHERE camera = ? AND label = ? AND time > ? AND time < ? LIMIT 1",
-                        (camera, label, last_seen - rule.cooldown, last_seen + rule.cooldown),
-                    ).fetchone()
+                alert_id = self.log.add(
+                    row,
+                    lambda i: json.dumps(self._body(i, person), separators=(",", ":")),
+                    [(t.kind, t.address) for t in self.targets],
+                    rule.cooldown,
+                    row["created"],
                 )
-                if seen or recent:
-                    db.execute("ROLLBACK")
-                    return None
-                cur = db.execute(
-                    "INSERT INTO alerts (camera, person, label, vote_share, frames, time, first_seen, face_px, "
-                    "snapshot, created, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
-                    (camera, person["id"], label, float(person["vote_share"]), int(person["frames"]), last_seen,
-                     _float(person.get("first_seen")), _float(person.get("face_px")), person.get("snapshot"), now),
-                )  # fmt: skip
-                alert_id = int(cur.lastrowid or 0)
-                body = json.dumps(self._body(alert_id, person), separators=(",", ":"))
-                db.execute("UPDATE alerts SET body = ? WHERE id = ?", (body, alert_id))
-                db.executemany(
-                    "INSERT INTO alert_deliveries (alert, kind, address, next_attempt) VALUES (?, ?, ?, ?)",
-                    [(alert_id, t.kind, t.address, now) for t in self.targets],
-                )
-                db.execute("COMMIT")  # synchronous=FULL: on disk when this returns
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        for sender in self._senders:
-            sender.wake.set()
+            except DBAPIError as exc:
+                raise self.db.error(exc) from None
+        if alert_id is not None:
+            for sender in self._senders:
+                sender.wake.set()
         return alert_id
 
     def _body(self, alert_id: int, person: Mapping[str, Any]) -> dict:
@@ -308,45 +281,12 @@ class Alerter:
     def alerts(self, camera: str | None = None, limit: int = 100, before: int | None = None) -> list[dict]:
         """Newest first (``before``: only alerts with a smaller id, for paging), each with its deliveries and
         ``state``: ``delivered`` when every target has it, ``failed`` when one gave up, else ``pending`` (``none``
-        without targets)."""
-        limit = max(1, min(int(limit), 10_000))
-        where = [(cond, v) for cond, v in (("camera = ?", camera), ("id < ?", before)) if v is not None]
-        sql = (
-            "SELECT id, camera, person, label, vote_share, frames, time, first_seen, face_px, snapshot, created, body "
-            f"FROM alerts {'WHERE ' + ' AND '.join(c for c, _ in where) if where else ''} ORDER BY id DESC LIMIT ?"
-        )
-        args = [v for _, v in where]
-        with self._lock:
-            rows = self._db.execute(sql, [*args, limit]).fetchall()
-            ids = [r[0] for r in rows]
-            deliveries: dict[int, list[dict]] = {i: [] for i in ids}
-            if ids:
-                marks = ", ".join("?" * len(ids))
-                for alert, kind, address, state, attempts, error, last, delivered in self._db.execute(
-                    "SELECT alert, kind, address, state, attempts, last_error, last_attempt, delivered_at "
-                    f"FROM alert_deliveries WHERE alert IN ({marks}) ORDER BY id",
-                    ids,
-                ):
-                    deliveries[alert].append({
-                        "target": f"{kind} {address}", "kind": kind, "address": address, "state": state,
-                        "attempts": attempts, "last_error": error, "last_attempt": iso(last),
-                        "delivered_at": iso(delivered),
-                    })  # fmt: skip
-        out = []
-        for aid, cam, person, label, share, frames, ts, first, face_px, snapshot, created, body in rows:
-            states = {d["state"] for d in deliveries[aid]}
-            state = next((x for x in ("failed", "pending", "delivered") if x in states), "none")
-            out.append({
-                "id": aid, "camera": cam, "person": person, "label": label, "vote_share": share, "frames": frames,
-                "time": iso(ts), "first_seen": iso(first), "face_px": face_px, "snapshot": snapshot,
-                "snapshot_url": json.loads(body).get("snapshot_url") if body else None, "created": iso(created),
-                "state": state, "deliveries": deliveries[aid],
-            })  # fmt: skip
-        return out
+        without targets). Every server's alerts, where several share the store."""
+        return self.log.list(camera, limit, before)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the senders (waiting up to ``timeout`` seconds in all); what is still pending stays pending in the
-        database and the next Alerter on it resumes it."""
+        """Stop the senders (waiting up to ``timeout`` seconds in all) and hand back the claims still held; what is
+        still pending stays pending in the store, and any Alerter on it with the same target resumes it."""
         with self._lock:
             if self._closed:
                 return
@@ -357,8 +297,12 @@ class Alerter:
             sender.wake.set()
         for sender in self._senders:
             sender.thread.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            self._db.close()
+        try:
+            self.log.release(self.owner)  # a sender still waiting on its receiver records nothing now
+        except (DBAPIError, MaskwatchError) as exc:  # the store is gone: the claims run out by themselves
+            log.warning("alert claims of %s not released: %s", self.owner, exc)
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Alerter:
         return self
@@ -369,14 +313,6 @@ class Alerter:
 
 def _float(x: object) -> float | None:
     return None if x is None else float(x)  # type: ignore[arg-type]
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=_BUSY_MS / 1000)
-    db.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    return db
 
 
 # ---------------------------------------------------------------------------------------------------- senders
@@ -393,7 +329,7 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class _Sender:
-    """One thread per target: takes its due pending deliveries in order, one at a time."""
+    """One thread per target: claims its due pending deliveries in order, one at a time, and sends each."""
 
     def __init__(self, alerter: Alerter, target: Target) -> None:
         self.alerter, self.target = alerter, target
@@ -402,51 +338,40 @@ class _Sender:
         self.thread = threading.Thread(target=self._run, name=f"alerts {target.name}", daemon=True)
 
     def _run(self) -> None:
-        a = self.alerter
-        db = None
+        a, kind, address = self.alerter, self.target.kind, self.target.address
         try:
-            db = _connect(a.path)
-            if self.target.kind == "mqtt":
+            if kind == "mqtt":
                 self._mqtt_start()
             while not a._stop.is_set():
                 self.wake.clear()
-                row = db.execute(
-                    "SELECT d.id, d.attempts, a.body, a.camera FROM alert_deliveries d JOIN alerts a ON a.id = d.alert "
-                    "WHERE d.kind = ? AND d.address = ? AND d.state = 'pending' AND d.next_attempt <= ? "
-                    "ORDER BY d.next_attempt, d.id LIMIT 1",
-                    (self.target.kind, self.target.address, time.time()),
-                ).fetchone()
-                if row is None:
-                    (due,) = db.execute(
-                        "SELECT MIN(next_attempt) FROM alert_deliveries WHERE kind = ? AND address = ? "
-                        "AND state = 'pending'",
-                        (self.target.kind, self.target.address),
-                    ).fetchone()
-                    wait = _IDLE_POLL if due is None else min(_IDLE_POLL, max(0.0, due - time.time()))
-                    self.wake.wait(wait)
-                    continue
-                delivery, attempts, body, camera = row
-                self._record(db, delivery, attempts + 1, self._send(body, camera))
+                try:
+                    claimed = a.log.claim(kind, address, a.owner, a.lease, time.time())
+                    if claimed is None:
+                        due = a.log.next_due(kind, address)
+                        self.wake.wait(_IDLE_POLL if due is None else min(_IDLE_POLL, max(0.0, due - time.time())))
+                        continue
+                    self._record(claimed, self._send(claimed.body, claimed.camera))
+                except (DBAPIError, MaskwatchError) as exc:  # the store is away (a PostgreSQL restart): try again
+                    log.warning("alert sender for %s: %s", self.target.name, str(exc).splitlines()[0])
+                    a._stop.wait(_IDLE_POLL)
         except Exception:  # a sender must not die silently; what it had stays pending for the next start
             log.exception("alert sender for %s stopped", self.target.name)
         finally:
             self._mqtt_stop()
-            if db is not None:
-                db.close()
 
-    def _record(self, db: sqlite3.Connection, delivery: int, attempts: int, error: str | None) -> None:
-        now = time.time()
+    def _record(self, claimed: Claimed, error: str | None) -> None:
+        now, attempts = time.time(), claimed.attempts + 1
         delays = self.alerter.retry_delays  # after the n-th failed attempt: the n-th delay, jittered by ±20%
         delay = None if error is None or attempts > len(delays) else delays[attempts - 1] * random.uniform(0.8, 1.2)
         state = "delivered" if error is None else "failed" if delay is None else "pending"
         if state == "failed":
-            log.warning("alert delivery %d to %s failed after %d attempts: %s", delivery, self.target.name,
+            log.warning("alert delivery %d to %s failed after %d attempts: %s", claimed.id, self.target.name,
                         attempts, error)  # fmt: skip
-        db.execute(
-            "UPDATE alert_deliveries SET state = ?, attempts = ?, last_error = ?, last_attempt = ?, next_attempt = ?, "
-            "delivered_at = ? WHERE id = ?",
-            (state, attempts, error and error[:500], now, now + (delay or 0), now if error is None else None, delivery),
-        )
+        values = {"state": state, "attempts": attempts, "last_error": error and error[:500], "last_attempt": now,
+                  "next_attempt": now + (delay or 0), "delivered_at": now if error is None else None}  # fmt: skip
+        if not self.alerter.log.record(claimed, self.alerter.owner, values):
+            log.warning("alert delivery %d to %s: its claim ran out during the attempt (%s); another sender has it",
+                        claimed.id, self.target.name, error or "delivered")  # fmt: skip
 
     def _send(self, body: str, camera: str) -> str | None:
         """One attempt: None when acknowledged, else the reason (one line)."""

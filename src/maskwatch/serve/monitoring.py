@@ -6,8 +6,9 @@ app's lifespan; the routes (``routes/cameras.py``, ``routes/people.py``, in ``RO
 The monitor itself is created only when cameras are configured or its store keeps some; without either, the
 first ``POST /api/v1/cameras`` creates it. Its store is ``monitor.sqlite`` beside the server's SQLite event log
 (unless ``MonitorSettings.db`` names one), its snapshots in ``snapshots/`` beside that; with ``--store
-postgresql://...`` its tables are in that database too (snapshots, and the alerts' SQLite file, stay beside
-``--db``).
+postgresql://...`` its tables are in that database too, the alerts and their deliveries included (the Alerter
+works on the monitor's store, so servers sharing the database share one alert log and delivery queue); snapshots
+stay beside ``--db``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Monitoring:
                 if self.store is None:
                     self.store = self._open()
                 self.monitor = Monitor(self.store, self.pipeline, self.settings, opener=self.opener)
-                self.alerter, listener = alerting(self.db, self.settings, self.monitor.config)
+                self.alerter, listener = alerting(self.store, self.settings, self.monitor.config)
                 self.monitor.on_person(listener)
                 if self.running:
                     self.monitor.start()

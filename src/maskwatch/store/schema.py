@@ -1,12 +1,14 @@
 """Every table of the event store in one ``MetaData`` (the server's ``events``, the monitor's ``people`` and
-``cameras``), the versioned migrations, and SQL that differs between SQLite and PostgreSQL.
+``cameras``, the alerts' ``alerts`` and ``alert_deliveries``), the versioned migrations, and SQL that differs
+between SQLite and PostgreSQL.
 
 Versions: the ``maskwatch_schema`` table holds one row per step applied (its number, when, what). On SQLite the
 number is also ``PRAGMA user_version`` (the monitor's files before this table kept their version there, and a
 maskwatch that knows only those refuses a newer file). Steps run in one transaction; on PostgreSQL that
 transaction first takes an advisory lock, so servers starting at once on one database migrate it once, in turn.
 Files written before this package (a monitor's ``monitor.sqlite`` at version 1, a server's ``events.sqlite`` with
-no version) open and migrate: each step creates only the tables that are not there yet.
+no version) open and migrate: each step creates only the tables that are not there yet. A ``monitor.sqlite`` whose
+alert tables the alerts' own SQLite code made (before step 3) keeps its alerts: step 3 adds the two claim columns.
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Connection,
     Double,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
     func,
+    inspect,
     select,
     text,
 )
@@ -96,13 +102,71 @@ cameras = Table(  # the monitor's camera list, kept across restarts
 )
 
 
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+alerts = Table(  # person events that matched their camera's rule (monitor/alerts.py); the columns of the old file
+    "alerts",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("camera", Text, nullable=False),
+    Column("person", BigInteger, nullable=False),  # the person event's id
+    Column("label", Text, nullable=False),
+    Column("vote_share", Double),
+    Column("frames", Integer),
+    Column("time", Double, nullable=False),  # the person's last_seen
+    Column("first_seen", Double),
+    Column("face_px", Double),
+    Column("snapshot", Text),
+    Column("created", Double, nullable=False),
+    Column("body", Text, nullable=False),  # the JSON every target gets
+    UniqueConstraint("camera", "person"),
+    Index("alerts_camera_label_time", "camera", "label", "time"),
+    sqlite_autoincrement=True,
+)
+
+alert_deliveries = Table(  # one row per alert and target; a sender claims a row (owner, claimed_until) to send it
+    "alert_deliveries",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("alert", ROW_ID, ForeignKey("alerts.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("last_attempt", Double),
+    Column("next_attempt", Double, nullable=False),
+    Column("delivered_at", Double),
+    Column("owner", Text),  # the Alerter sending it now (host:pid:random), None when nobody is
+    Column("claimed_until", Double),  # its lease: after this time another Alerter may take the delivery over
+    CheckConstraint(f"state IN ({', '.join(repr(s) for s in DELIVERY_STATES)})", name="alert_deliveries_state"),
+    UniqueConstraint("alert", "kind", "address"),
+    Index("alert_deliveries_queue", "kind", "address", "state", "next_attempt"),
+    sqlite_autoincrement=True,
+)
+CLAIM_COLUMNS = ("owner", "claimed_until")
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     return lambda conn: metadata.create_all(conn, tables=list(tables), checkfirst=True)
+
+
+def _alert_tables(conn: Connection) -> None:
+    """Step 3: the alert tables, or, where the alerts' own SQLite code made them, its tables with the claim columns
+    added (their rows kept)."""
+    _create(alerts, alert_deliveries)(conn)
+    have = {c["name"] for c in inspect(conn).get_columns("alert_deliveries")}
+    for name in CLAIM_COLUMNS:
+        if name not in have:
+            column = alert_deliveries.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE alert_deliveries ADD COLUMN {name} {kind}")
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "people and cameras (the monitor's first schema)", _create(people, cameras)),
     (2, "events (the server's image log)", _create(events)),
+    (3, "alerts and alert_deliveries (with delivery claims), in the store", _alert_tables),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
