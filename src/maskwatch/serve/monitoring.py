@@ -6,6 +6,9 @@ app's lifespan; the routes (``routes/cameras.py``, ``routes/people.py``, in ``RO
 The monitor itself is created only when cameras are configured or its store keeps some; without either, the
 first ``POST /api/v1/cameras`` creates it. Its store is ``monitor.sqlite`` beside the server's ``--db`` (unless
 ``MonitorSettings.db`` names one), its snapshots in ``snapshots/`` beside that.
+
+With ``ServeSettings.engine == "ray"`` the server joins Ray when the app is built (a cluster that cannot be reached
+stops it there, in one line) and the monitor's cameras run as Ray actors (``scale/cameras.RayCameras``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from maskwatch.monitor.alerting import alerting
 from maskwatch.monitor.alerts import Alerter
 from maskwatch.monitor.camera import CaptureOpener
 from maskwatch.monitor.config import MonitorSettings, check_camera_files
-from maskwatch.monitor.manager import Monitor
+from maskwatch.monitor.manager import CameraFactory, Monitor
 from maskwatch.monitor.store import MonitorStore, has_cameras
 from maskwatch.serve.deps import ServerState
 
@@ -39,6 +42,7 @@ class Monitoring:
     db: Path
     pipeline: Pipeline
     opener: CaptureOpener | None = None
+    camera_factory: CameraFactory | None = None  # None: cameras in this process
     store: MonitorStore | None = None
     monitor: Monitor | None = None
     alerter: Alerter | None = None
@@ -58,7 +62,9 @@ class Monitoring:
             if self.monitor is None:
                 if self.store is None:
                     self.store = MonitorStore(self.db)
-                self.monitor = Monitor(self.store, self.pipeline, self.settings, opener=self.opener)
+                self.monitor = Monitor(
+                    self.store, self.pipeline, self.settings, opener=self.opener, camera_factory=self.camera_factory
+                )
                 self.alerter, listener = alerting(self.db, self.settings, self.monitor.config)
                 self.monitor.on_person(listener)
                 if self.running:
@@ -91,10 +97,28 @@ def monitor_db(state: ServerState, settings: MonitorSettings) -> Path:
     return Path(settings.db) if settings.db else Path(state.settings.db).with_name("monitor.sqlite")
 
 
+def camera_factory(state: ServerState) -> CameraFactory | None:
+    """Where the server's cameras run: None (in this process) or, with ``--engine ray``, Ray actors (joined now)."""
+    serve = state.settings
+    if serve.engine != "ray":
+        return None
+    from maskwatch.scale.cameras import RayCameras
+    from maskwatch.scale.cluster import connect
+
+    connect(serve.address, None)
+    return RayCameras.for_pipeline(state.pipeline, serve.detector, num_cpus=serve.camera_cpus)
+
+
 def attach_monitor(
-    app: FastAPI, state: ServerState, settings: MonitorSettings | None = None, *, opener: CaptureOpener | None = None
+    app: FastAPI,
+    state: ServerState,
+    settings: MonitorSettings | None = None,
+    *,
+    opener: CaptureOpener | None = None,
+    cameras: CameraFactory | None = None,
 ) -> Monitoring:
-    """Add the camera monitor to the app ``create_app`` built (``opener`` replaces how cameras are opened: tests)."""
+    """Add the camera monitor to the app ``create_app`` built (``opener`` replaces how cameras are opened: tests;
+    ``cameras`` how they are made, else as ``--engine`` says)."""
     settings = settings or MonitorSettings()
     settings.validate()
     check_camera_files(settings.cameras)
@@ -103,7 +127,8 @@ def attach_monitor(
         if old.running:
             raise RuntimeError("attach_monitor: the app is already running")
         old.stop()
-    monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener)
+    factory = cameras or camera_factory(state)
+    monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener, factory)
     if settings.cameras or has_cameras(monitoring.db):
         monitoring.ensure()
     else:
