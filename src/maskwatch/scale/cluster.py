@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from maskwatch.errors import MaskwatchError
 
 INSTALL = "pip install 'maskwatch[scale]'"
+PROBE_SECONDS = 5.0  # a head node that does not accept a connection this soon is not there (Ray would retry minutes)
 
 
 def require_ray() -> Any:
@@ -33,10 +35,25 @@ def connect(address: str | None, num_cpus: int | None) -> None:
     if address is None:
         options |= {"num_cpus": num_cpus, "include_dashboard": False}
     else:
+        _probe(address)
         options["address"] = address
     try:
         ray.init(**options)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "of this machine"
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise MaskwatchError(f"cannot reach the Ray cluster {where}: {detail}") from None
+        hint = "" if address is None else " (a cluster with token authentication also needs RAY_AUTH_MODE=token here)"
+        raise MaskwatchError(f"cannot reach the Ray cluster {where}: {detail}{hint}") from None
+
+
+def _probe(address: str) -> None:
+    """A TCP connection to the head node's port, so that a wrong address fails in seconds, not Ray's minutes."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise MaskwatchError(f"--address must be HOST:PORT of the Ray head node (got {address!r})")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise MaskwatchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
