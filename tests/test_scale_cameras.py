@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_monitor import EXPECTED, SCENES, make_clip, wait_for
-from test_no_torch import BLOCKER
 
 from maskwatch.monitor.config import CameraConfig, MonitorSettings
 from maskwatch.scale.cameras import Outbox
+from test_monitor import EXPECTED, SCENES, make_clip, wait_for
+from test_no_torch import BLOCKER
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
