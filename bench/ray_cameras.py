@@ -124,6 +124,38 @@ def run(engine: str, pipeline, n: int, seconds: float, warmup: float, work: Path
     }
 
 
+def restart(pipeline, factory, work: Path, trials: int) -> list[tuple[float, float]]:
+    """One Ray camera's actor process killed (SIGKILL) ``trials`` times: (seconds until it is live again with a new
+    process, seconds until its first person after the kill is committed)."""
+    import signal
+
+    clip = work / "load.mp4"
+    store = MonitorStore(work / "restart.sqlite")
+    cams = [CameraConfig(name="cam", url=str(clip), loop=True, fps=10)]
+    monitor = Monitor(store, pipeline, MonitorSettings(cameras=cams), camera_factory=factory)
+    monitor.start()
+    cam = monitor.cameras["cam"]
+    out = []
+    try:
+        while monitor.status("cam")["status"] != "live":
+            time.sleep(0.1)
+        for i in range(trials):
+            time.sleep(4.0)
+            pid, killed_at = cam.pid(), time.time()
+            os.kill(pid, signal.SIGKILL)
+            t = time.monotonic()
+            while not (monitor.status("cam")["restarts"] > i and monitor.status("cam")["status"] == "live"):
+                time.sleep(0.05)
+            live = time.monotonic() - t
+            while not any(p["first_seen"] > killed_at for p in store.people(camera="cam")):
+                time.sleep(0.05)
+            out.append((live, time.monotonic() - t))
+    finally:
+        monitor.stop()
+        store.close()
+    return out
+
+
 def store_people(db: Path) -> int:
     store = MonitorStore(db)
     try:
@@ -139,6 +171,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the Ray this bench starts")
     parser.add_argument("--camera-cpus", type=float, default=0.25, help="CPUs Ray reserves per camera actor")
+    parser.add_argument("--kills", type=int, default=3, help="actor kills (SIGKILL) timed until the camera is back")
     args = parser.parse_args()
     os.environ.setdefault("MASKWATCH_QUIET", "1")
     from maskwatch.scale.cameras import RayCameras
@@ -169,6 +202,15 @@ def main() -> None:
                     f" | {r['people']} |",
                     flush=True,
                 )
+        if args.kills:
+            times = restart(pipeline, factory, Path(tmp), args.kills)
+            print(
+                "actor killed (SIGKILL): live again after "
+                + ", ".join(f"{live:.1f}" for live, _ in times)
+                + " s; its first new person committed after "
+                + ", ".join(f"{person:.1f}" for _, person in times)
+                + " s"
+            )
     ratio = best["ray"] / best["local"] if best["local"] else float("nan")
     print(
         f"sustained at 10 fps (every camera >= {SUSTAINED:.0%} of its frames): local {best['local']},"
