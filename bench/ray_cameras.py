@@ -100,13 +100,14 @@ def run(engine: str, pipeline, n: int, seconds: float, warmup: float, work: Path
     actor_cpu = sum(proc_cpu(p) - c for p, c in zip(actors, actors0, strict=True))
     other_cpu = sum(max(0.0, proc_cpu(p) - c) for p, c in zip(others, others0, strict=True))
     after = {s["name"]: s for s in monitor.statuses()}
-    shares, fps = [], []
+    shares, fps, frames = [], [], 0
     for name, s1 in after.items():
         s0 = before[name]
         analysed = s1["frames"] - s0["frames"]
         offered = (s1["read"] - s0["read"]) - (s1["skipped"] - s0["skipped"])
         shares.append(min(1.0, analysed / max(1, offered)))  # a frame read just before the window: at most 100%
         fps.append(analysed / wall)
+        frames += analysed
     actor_rss = statistics.mean(proc_rss_mb(p) for p in actors) if actors else 0.0
     monitor.stop()
     store.close()
@@ -118,6 +119,7 @@ def run(engine: str, pipeline, n: int, seconds: float, warmup: float, work: Path
         "fps_min": min(fps),
         "analysed_min": min(shares),
         "camera_cpu": camera_cpu,  # cores per camera: its own work
+        "ms_per_frame": 1000 * camera_cpu * wall * n / max(1, frames),  # the same per analysed frame
         "overhead_cpu": ((own + other_cpu) / wall) if engine == "ray" else 0.0,  # cores: driver + Ray daemons
         "rss_per_camera_mb": actor_rss if engine == "ray" else (rss_peak - base_rss) / n,
         "people": store_people(work / f"{engine}{n}.sqlite"),
@@ -185,9 +187,9 @@ def main() -> None:
     factory = RayCameras.for_pipeline(pipeline, DetectorConfig(), num_cpus=args.camera_cpus)
     print(
         "| cameras | engine | all live after | analysed fps (worst camera) | frames analysed (worst) | CPU per camera"
-        " | driver + Ray daemons | RSS per camera | people |"
+        " | CPU per analysed frame | driver + Ray daemons | RSS per camera | people |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     best = {"local": 0, "ray": 0}
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(v) for v in args.cameras.split(",")]:
@@ -198,7 +200,8 @@ def main() -> None:
                 overhead = f"{100 * r['overhead_cpu']:.0f}% of a core" if engine == "ray" else "–"
                 print(
                     f"| {n} | {engine} | {r['up_s']:.1f} s | {r['fps_min']:.1f} | {100 * r['analysed_min']:.0f}%"
-                    f" | {100 * r['camera_cpu']:.0f}% of a core | {overhead} | {r['rss_per_camera_mb']:.0f} MB"
+                    f" | {100 * r['camera_cpu']:.0f}% of a core | {r['ms_per_frame']:.0f} ms"
+                    f" | {overhead} | {r['rss_per_camera_mb']:.0f} MB"
                     f" | {r['people']} |",
                     flush=True,
                 )
