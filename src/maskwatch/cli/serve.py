@@ -83,6 +83,13 @@ def serve(
     store_images: Annotated[
         Path | None, typer.Option(help="Also save every uploaded image in this folder (off by default).")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="Where the cameras run: local (in this server) or ray (each camera a Ray actor).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="With --engine ray: the Ray cluster's head HOST:PORT; default a Ray of its own.")
+    ] = None,
+    camera_cpus: Annotated[float, typer.Option(help="With --engine ray: CPUs reserved per camera actor.")] = 0.5,
 ) -> None:
     """Web app and REST API: upload page, live webcam page, compliance dashboard; API docs at /docs."""
     import uvicorn
@@ -111,6 +118,9 @@ def serve(
         store_images=store_images,
         detector=DetectorConfig() if det_size is None else DetectorConfig(size=det_size),
         read_timeout=read_timeout,
+        engine=engine,
+        address=address,
+        camera_cpus=camera_cpus,
         monitor=monitor_settings(
             camera,
             cameras,

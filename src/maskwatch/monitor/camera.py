@@ -171,6 +171,10 @@ class Camera:
         for thread in self._threads:
             thread.start()
 
+    def request_stop(self) -> None:
+        """Ask both threads to end, without waiting (``stop`` waits)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop both threads; True when they ended within ``timeout`` (a read blocked on a frozen camera ends
         within the camera's ``timeout`` by itself: the threads are daemons and hold nothing else)."""

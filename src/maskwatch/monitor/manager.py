@@ -2,6 +2,10 @@
 and removes cameras at run time (each change persisted in the store first), reports their statuses and previews,
 commits every person event to the store and only then announces it to the ``on_person`` listeners (the alert
 rules hook in there), sweeps old events by the retention, and stops cleanly.
+
+Each camera is made by the ``camera_factory``: by default a ``camera.Camera`` in this process (its two threads and
+the server's pipeline); ``scale/cameras.py`` gives one whose camera runs in a Ray actor. The manager sees only the
+``CameraHandle`` methods, so the API and the dashboard do not know where a camera runs.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from maskwatch.detect.pipeline import Pipeline
 from maskwatch.errors import MaskwatchError
@@ -21,6 +25,23 @@ from maskwatch.monitor.store import MonitorStore
 logger = logging.getLogger(__name__)
 
 PersonListener = Callable[[PersonEvent], None]
+PeopleSink = Callable[[list[PersonEvent]], None]
+
+
+class CameraHandle(Protocol):
+    """What the manager needs of a camera (``camera.Camera`` has it, and so has ``scale.cameras.RayCamera``)."""
+
+    config: CameraConfig
+
+    def start(self) -> None: ...
+    def request_stop(self) -> None: ...
+    def stop(self, timeout: float = 5.0) -> bool: ...
+    def status(self) -> dict[str, Any]: ...
+    def preview_jpeg(self) -> bytes | None: ...
+
+
+# (config, the manager's commit callback, settings) -> a camera, not started yet
+CameraFactory = Callable[[CameraConfig, PeopleSink, MonitorSettings], CameraHandle]
 
 
 class CameraExists(MaskwatchError):
@@ -39,13 +60,15 @@ class Monitor:
         settings: MonitorSettings | None = None,
         *,
         opener: CaptureOpener | None = None,
+        camera_factory: CameraFactory | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.settings = settings or MonitorSettings()
         self.settings.validate()
         self.opener = opener
-        self.cameras: dict[str, Camera] = {}
+        self.camera_factory = camera_factory or self._local_camera
+        self.cameras: dict[str, CameraHandle] = {}
         self._listeners: list[PersonListener] = []
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -75,7 +98,7 @@ class Monitor:
         with self._lock:
             cameras = list(self.cameras.values())
         for cam in cameras:
-            cam._stop.set()  # all at once, then wait: stopping N cameras takes one timeout, not N
+            cam.request_stop()  # all at once, then wait: stopping N cameras takes one timeout, not N
         for cam in cameras:
             cam.stop(timeout)
         if self._sweeper is not None:
@@ -113,14 +136,17 @@ class Monitor:
             self.cameras.pop(name)
         cam.stop(2.0)
 
-    def _camera(self, name: str) -> Camera:
+    def _camera(self, name: str) -> CameraHandle:
         cam = self.cameras.get(name)
         if cam is None:
             raise NoSuchCamera(f"no camera {name!r}")
         return cam
 
+    def _local_camera(self, cfg: CameraConfig, on_people: PeopleSink, settings: MonitorSettings) -> CameraHandle:
+        return Camera(cfg, self.pipeline, on_people, settings, opener=self.opener)
+
     def _start_camera(self, cfg: CameraConfig) -> None:
-        cam = Camera(cfg, self.pipeline, self._commit, self.settings, opener=self.opener)
+        cam = self.camera_factory(cfg, self._commit, self.settings)
         self.cameras[cfg.name] = cam
         cam.start()
 

@@ -9,6 +9,9 @@ first ``POST /api/v1/cameras`` creates it. Its store is ``monitor.sqlite`` besid
 postgresql://...`` its tables are in that database too, the alerts and their deliveries included (the Alerter
 works on the monitor's store, so servers sharing the database share one alert log and delivery queue); snapshots
 stay beside ``--db``.
+
+With ``ServeSettings.engine == "ray"`` the server joins Ray when the app is built (a cluster that cannot be reached
+stops it there, in one line) and the monitor's cameras run as Ray actors (``scale/cameras.RayCameras``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from maskwatch.monitor.alerting import alerting
 from maskwatch.monitor.alerts import Alerter
 from maskwatch.monitor.camera import CaptureOpener
 from maskwatch.monitor.config import MonitorSettings, check_camera_files
-from maskwatch.monitor.manager import Monitor
+from maskwatch.monitor.manager import CameraFactory, Monitor
 from maskwatch.monitor.store import MonitorStore, has_cameras
 from maskwatch.serve.deps import ServerState
 from maskwatch.store.engine import StoreTarget
@@ -44,6 +47,7 @@ class Monitoring:
     pipeline: Pipeline
     opener: CaptureOpener | None = None
     url: StoreTarget | None = None  # the shared PostgreSQL store; None: the SQLite file db
+    camera_factory: CameraFactory | None = None  # None: cameras in this process
     store: MonitorStore | None = None
     monitor: Monitor | None = None
     alerter: Alerter | None = None
@@ -66,7 +70,9 @@ class Monitoring:
             if self.monitor is None:
                 if self.store is None:
                     self.store = self._open()
-                self.monitor = Monitor(self.store, self.pipeline, self.settings, opener=self.opener)
+                self.monitor = Monitor(
+                    self.store, self.pipeline, self.settings, opener=self.opener, camera_factory=self.camera_factory
+                )
                 self.alerter, listener = alerting(self.store, self.settings, self.monitor.config)
                 self.monitor.on_person(listener)
                 if self.running:
@@ -106,10 +112,28 @@ def monitor_url(state: ServerState, settings: MonitorSettings) -> StoreTarget | 
     return None if settings.db or target.is_sqlite else target
 
 
+def camera_factory(state: ServerState) -> CameraFactory | None:
+    """Where the server's cameras run: None (in this process) or, with ``--engine ray``, Ray actors (joined now)."""
+    serve = state.settings
+    if serve.engine != "ray":
+        return None
+    from maskwatch.scale.cameras import RayCameras
+    from maskwatch.scale.cluster import connect
+
+    connect(serve.address, None)
+    return RayCameras.for_pipeline(state.pipeline, serve.detector, num_cpus=serve.camera_cpus)
+
+
 def attach_monitor(
-    app: FastAPI, state: ServerState, settings: MonitorSettings | None = None, *, opener: CaptureOpener | None = None
+    app: FastAPI,
+    state: ServerState,
+    settings: MonitorSettings | None = None,
+    *,
+    opener: CaptureOpener | None = None,
+    cameras: CameraFactory | None = None,
 ) -> Monitoring:
-    """Add the camera monitor to the app ``create_app`` built (``opener`` replaces how cameras are opened: tests)."""
+    """Add the camera monitor to the app ``create_app`` built (``opener`` replaces how cameras are opened: tests;
+    ``cameras`` how they are made, else as ``--engine`` says)."""
     settings = settings or MonitorSettings()
     settings.validate()
     check_camera_files(settings.cameras)
@@ -118,7 +142,10 @@ def attach_monitor(
         if old.running:
             raise RuntimeError("attach_monitor: the app is already running")
         old.stop()
-    monitoring = Monitoring(settings, monitor_db(state, settings), state.pipeline, opener, monitor_url(state, settings))
+    factory = cameras or camera_factory(state)
+    monitoring = Monitoring(
+        settings, monitor_db(state, settings), state.pipeline, opener, monitor_url(state, settings), factory
+    )
     if settings.cameras or has_cameras(monitoring.url or monitoring.db):
         monitoring.ensure()
     else:

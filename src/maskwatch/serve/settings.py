@@ -13,6 +13,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.monitor.config import MonitorSettings
 from maskwatch.store.engine import StoreTarget, parse_store
 
+ENGINES = ("local", "ray")  # where the cameras run: in this server, or as Ray actors (scale/cameras.py)
 WILDCARD = ("0.0.0.0", "::", "")  # bind addresses meaning every interface
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -37,6 +38,9 @@ class ServeSettings:
     monitor: MonitorSettings | None = None  # cameras and person events (cli/monitor.py); None: the kept cameras only
     read_timeout: float = 30.0  # seconds to receive an upload (408 after)
     allowed_hosts: list[str] = field(default_factory=list)  # Host names answered besides loopback and host; "*": any
+    engine: str = "local"  # "ray": each camera in a Ray actor (needs the scale extra)
+    address: str | None = None  # the Ray cluster's head (HOST:PORT, or "auto"); None: a Ray of this machine's own
+    camera_cpus: float = 0.5  # with --engine ray: CPUs Ray reserves for each camera's actor (fractional)
 
     def validate(self) -> None:
         checks = [
@@ -56,6 +60,9 @@ class ServeSettings:
                 "--api-key must be at least 8 ASCII characters, without surrounding spaces",
             ),
             (self.read_timeout > 0, "--read-timeout must be positive"),
+            (self.engine in ENGINES, f"--engine must be one of {', '.join(ENGINES)} (got {self.engine!r})"),
+            (self.address is None or self.engine == "ray", "--address is the Ray cluster of --engine ray"),
+            (0 < self.camera_cpus <= 64, "--camera-cpus must be above 0 and at most 64"),
             (0 <= self.queue_wait <= 60, "--queue-wait must be between 0 and 60 seconds"),
             (
                 all(h and h.strip() == h and "/" not in h and " " not in h for h in self.allowed_hosts),
@@ -66,6 +73,10 @@ class ServeSettings:
             if not ok:
                 raise MaskwatchError(message)
         self.store_target()  # a bad --store URL, or psycopg missing: one line before anything loads
+        if self.engine == "ray":
+            from maskwatch.scale.cluster import require_ray
+
+            require_ray()  # not installed: one line saying what to install, before the model loads
 
     def store_target(self) -> StoreTarget:
         """Where the events go: ``store`` parsed, or the SQLite file ``db``."""
