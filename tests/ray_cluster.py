@@ -42,7 +42,7 @@ def _listening(port: int) -> bool:
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -63,9 +63,10 @@ def head_node(num_cpus: int = 2) -> Iterator[str]:
     # a short temp folder: Ray's socket paths must stay under the kernel's 107-byte limit
     tmp = tempfile.mkdtemp(prefix="mwray-", dir="/tmp")
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_IMPORT_WARNING": "1"}
+    # token auth off: a test cluster on this machine only (a token file in ~/.ray would otherwise switch it on)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_IMPORT_WARNING": "1"}
     cmd = [
-        cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={num_cpus}",
+        cli, "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp}",
     ]  # fmt: skip
     # --block keeps `ray start` in the foreground as the parent of the cluster's processes, in a process group of

@@ -36,6 +36,7 @@ from maskwatch.detect.run import (
 )
 from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames
 from maskwatch.detect.tracking import summarise
+from maskwatch.detect.walk import url_scheme
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import is_stdout
 from maskwatch.progress import console, shown
@@ -65,7 +66,7 @@ def _decode(batch: dict[str, np.ndarray], max_decode_mb: float | None) -> dict[s
     set_decode_budget(max_decode_mb)
     images: list[np.ndarray] = []
     errors: list[str] = []
-    for location in batch["source"]:
+    for location in batch["location"]:
         item = next(iter(iter_frames(Input("image", str(location)))))
         if isinstance(item, SourceError):
             images.append(np.zeros((1, 1, 3), np.uint8))  # a placeholder: the column holds arrays only
@@ -153,7 +154,9 @@ def dataset(sources: list[str], model: str | None, config: DetectorConfig, landm
     ctx.enable_auto_log_stats = False
     workers = opts.workers or max(1, _cluster_cpus() // opts.threads)
     blocks = max(1, min(len(sources), max(2 * workers, -(-len(sources) // opts.batch_size))))
-    ds = ray.data.from_items([{"source": s} for s in sources], override_num_blocks=blocks)
+    # a worker's current folder is not the driver's (on a cluster, not even its machine): it reads absolute paths
+    items = [{"source": s, "location": s if url_scheme(s) else os.path.abspath(s)} for s in sources]
+    ds = ray.data.from_items(items, override_num_blocks=blocks)
     ds = ds.map_batches(
         _decode, batch_size=opts.batch_size, fn_kwargs={"max_decode_mb": opts.max_decode_mb}, num_cpus=DECODE_CPUS
     )
@@ -201,6 +204,8 @@ def detect_ray(
     try:
         if todo:
             connect(opts.address, None if opts.address else (opts.workers or os.cpu_count() or 1) * opts.threads)
+            where = f"joined the cluster at {opts.address}" if opts.address else "started a local Ray"
+            console.print(f"ray: {shown(where)} ({_cluster_cpus()} CPUs); {len(todo)} photos to do")
             ds = dataset(todo, model_path, config, options.landmarks, opts)
             if options.jsonl:
                 jsonl = sys.stdout if to_stdout else options.jsonl.open("a", encoding="utf-8")

@@ -56,7 +56,8 @@ def connect(address: str | None, num_cpus: int | None) -> None:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise MaskwatchError(f"cannot join the Ray cluster at {address}: {first}") from None
+            hint = " (its token authentication: see docs/detect.md, Ray engine)" if "uth" in first else ""
+            raise MaskwatchError(f"cannot join the Ray cluster at {address}: {first}{hint}") from None
     else:  # "local": a new Ray of its own, never one that `ray start` left running on this machine
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
 
