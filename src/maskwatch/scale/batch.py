@@ -199,10 +199,12 @@ def detect_ray(
     labels: list[str] = []
     lines: list[str] = list(previous) if opts.parquet else []
     jsonl: IO[str] | None = None
+    joined = True
     if options.jsonl and not to_stdout:
         options.jsonl.parent.mkdir(parents=True, exist_ok=True)
     try:
         if todo:
+            joined = require_ray().is_initialized()  # a caller's connection (a benchmark's) stays open after
             connect(opts.address, None if opts.address else (opts.workers or os.cpu_count() or 1) * opts.threads)
             where = f"joined the cluster at {opts.address}" if opts.address else "started a local Ray"
             console.print(f"ray: {shown(where)} ({_cluster_cpus()} CPUs); {len(todo)} photos to do")
@@ -228,7 +230,7 @@ def detect_ray(
     finally:
         if jsonl and not to_stdout:
             jsonl.close()
-        if todo:
+        if todo and not joined:
             disconnect()
     if summary.frames:
         summary.summary = summarise(labels, labels_order, unit="faces")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from pathlib import Path
 from types import ModuleType
 
+import maskwatch
 from maskwatch.errors import MaskwatchError
 
 RAY_HINT = "pip install 'maskwatch[scale]'"
@@ -59,6 +61,11 @@ def connect(address: str | None, num_cpus: int | None) -> None:
             hint = " (its token authentication: see docs/detect.md, Ray engine)" if "uth" in first else ""
             raise MaskwatchError(f"cannot join the Ray cluster at {address}: {first}{hint}") from None
     else:  # "local": a new Ray of its own, never one that `ray start` left running on this machine
+        # its workers inherit this environment: they import the maskwatch this process runs, wherever it lies
+        here = str(Path(maskwatch.__file__).resolve().parents[1])
+        paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if here not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([here, *filter(None, paths)])
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
 
 
