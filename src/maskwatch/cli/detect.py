@@ -35,7 +35,11 @@ from maskwatch.paths import check_output_path, is_stdout
 from maskwatch.progress import console, shown
 
 if TYPE_CHECKING:
+    from maskwatch.detect.run import DetectReport
     from maskwatch.detect.sources import SourceError
+
+ENGINES = ("local", "ray")
+DEFAULT_BATCH_SIZE, DEFAULT_THREADS = 8, 1  # scale.batch's (not imported here: it needs Ray's package)
 
 
 def register(app: typer.Typer) -> None:
@@ -75,12 +79,34 @@ def detect(
     device: str = "auto",
     max_decode_mb: MaxDecodeOpt = None,
     fail_on_errors: FailOnErrorsOpt = True,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process (the default). ray: photos through Ray Data, on this machine or a cluster"
+            " (--address); JSON lines only, no annotated copies; a re-run skips photos already in --jsonl."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="--engine ray: HOST:PORT of a cluster's head node (`ray start --head`).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="--engine ray: detector actors (default: one per CPU of the machine/cluster).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="--engine ray: photos per Ray Data batch.")] = DEFAULT_BATCH_SIZE,
+    actor_threads: Annotated[
+        int, typer.Option(help="--engine ray: onnxruntime threads per detector actor.")
+    ] = DEFAULT_THREADS,
+    parquet: Annotated[
+        Path | None, typer.Option(help="--engine ray: also write every result as one Parquet file here.")
+    ] = None,
 ) -> None:
     """Find every face and say whether it wears a mask, wears it incorrectly, or wears none."""
     from maskwatch.data.images import is_image_name
     from maskwatch.detect.run import DetectOptions, detect_sources
 
     at_least_one(every=every, classify_every=classify_every, max_frames=max_frames)
+    at_least_one(workers=workers, batch_size=batch_size, actor_threads=actor_threads)
+    _check_engine(engine, show=show, address=address, workers=workers, parquet=parquet)
     set_decode_budget_option(max_decode_mb)
     config = DetectorConfig.from_options(
         det_size=det_size,
@@ -92,6 +118,17 @@ def detect(
     )
     check_output_path("--save-dir", save_dir if save else None)
     check_output_path("--jsonl", None if is_stdout(jsonl) else jsonl, folder=False)
+    if engine == "ray":
+        check_output_path("--parquet", parquet, folder=False)
+        from maskwatch.scale.batch import RayOptions, detect_ray
+
+        ray_options = RayOptions(address, workers, batch_size, actor_threads, parquet, max_decode_mb)
+        options = DetectOptions(jsonl=jsonl, landmarks=landmarks)
+        report = detect_ray(sources, model, config, options, ray_options)
+        if parquet:
+            console.print(f"Parquet: {shown(parquet)}")
+        _print_report(report, False, jsonl, fail_on_errors)
+        return
     pipeline = open_pipeline(model, config, backend=backend, device=device)
     one_photo = len(sources) == 1 and Path(sources[0]).is_file() and is_image_name(Path(sources[0]))
 
@@ -111,6 +148,23 @@ def detect(
         ),
         on_result=print_faces if one_photo else None,
     )
+    _print_report(report, save, jsonl, fail_on_errors, save_dir)
+
+
+def _check_engine(engine: str, *, show: bool, address: str | None, workers: int | None, parquet: Path | None) -> None:
+    if engine not in ENGINES:
+        raise MaskwatchError(f"--engine must be one of {', '.join(ENGINES)} (got {engine})")
+    if engine == "ray" and show:
+        raise MaskwatchError("--show needs --engine local (Ray runs elsewhere, with no window)")
+    given = [name for name, value in (("--address", address), ("--workers", workers), ("--parquet", parquet)) if value]
+    if engine == "local" and given:
+        raise MaskwatchError(f"{', '.join(given)}: only with --engine ray")
+
+
+def _print_report(
+    report: DetectReport, save: bool, jsonl: Path | None, fail_on_errors: bool, save_dir: Path | None = None
+) -> None:
+    """The run's summary lines, then done: and the exit code (1 when an input failed, unless told otherwise)."""
     for s in report.sources:
         if s.frames == 0:  # nothing was read from it: its error line says why
             continue
@@ -122,7 +176,7 @@ def detect(
         console.print(f"[bold]{shown(s.source)}[/]: {what}; {s.summary.get(unit, s.faces)} {unit}: {parts}")
         if s.output:
             console.print(f"  annotated: {shown(s.output)}")
-    if save and any(s.kind == "image" for s in report.sources):
+    if save and save_dir and any(s.kind == "image" for s in report.sources):
         console.print(f"annotated images: {shown(save_dir)}")
     if jsonl:
         console.print(f"JSON lines: {'stdout' if is_stdout(jsonl) else shown(jsonl)}")

@@ -25,6 +25,7 @@ from PIL import Image
 
 from maskwatch.detect.annotate import Annotator
 from maskwatch.detect.defaults import DEFAULT_DET_SIZE, VIDEO_DET_MIN, VIDEO_DET_SCALE
+from maskwatch.detect.faces import Faces
 from maskwatch.detect.pipeline import FrameResult, Pipeline
 from maskwatch.detect.sources import Frame, Input, SourceError, iter_frames, resolve_inputs, unique_inputs
 from maskwatch.detect.tracking import TrackedPipeline, summarise
@@ -197,6 +198,37 @@ class _Display:
                 cv2.destroyAllWindows()
 
 
+def resolve_sources(specs: Sequence[str], report: DetectReport) -> list[Input]:
+    """The inputs that SOURCE arguments name, each once; what cannot be read is reported (one line each)."""
+    inputs: list[Input] = []
+    for spec in specs:
+        found, errors = resolve_inputs(spec, report.ignored)
+        inputs.extend(found)
+        for err in errors:
+            report_error(report, err)
+    return unique_inputs(inputs)
+
+
+def image_faces(pipeline: Pipeline, frame: Frame) -> Faces | SourceError:
+    """The classified faces of one decoded photo, or why there are none."""
+    try:
+        return pipeline.faces(frame.image)
+    except MemoryError:  # the decoding budget set too high for this machine
+        return SourceError(frame.source, "out of memory finding faces in it")
+
+
+def count_image(summary: SourceSummary, labels: list[str], face_labels: Sequence[str]) -> None:
+    """Add one photo and the labels of its faces to the summary of all photos."""
+    summary.frames += 1
+    summary.faces += len(face_labels)
+    labels.extend(face_labels)
+
+
+def json_line(result: FrameResult, landmarks: bool = False) -> str:
+    """One line of ``--jsonl`` (the JSON Lines schema: ``FrameResult.to_json``), with its newline."""
+    return json.dumps(result.to_json(landmarks)) + "\n"
+
+
 def detect_sources(
     specs: Sequence[str],
     pipeline: Pipeline,
@@ -208,13 +240,7 @@ def detect_sources(
 
     opts = options or DetectOptions()
     report = DetectReport()
-    inputs: list[Input] = []
-    for spec in specs:
-        found, errors = resolve_inputs(spec, report.ignored)
-        inputs.extend(found)
-        for err in errors:
-            _report_error(report, err)
-    inputs = unique_inputs(inputs)
+    inputs = resolve_sources(specs, report)
     outputs = _Outputs(opts.save_dir, inputs) if opts.save_dir else None
     if opts.save_dir:
         opts.save_dir.mkdir(parents=True, exist_ok=True)
@@ -234,7 +260,7 @@ def detect_sources(
 
     def emit(result: FrameResult) -> None:
         if jsonl:
-            jsonl.write(json.dumps(result.to_json(opts.landmarks)) + "\n")
+            jsonl.write(json_line(result, opts.landmarks))
             jsonl.flush()
         if on_result:
             on_result(result)
@@ -247,17 +273,14 @@ def detect_sources(
                     start = time.perf_counter()
                     for item in iter_frames(inp):
                         if isinstance(item, SourceError):
-                            _report_error(report, item)
+                            report_error(report, item)
                             continue
-                        try:
-                            faces = pipeline.faces(item.image)
-                        except MemoryError:  # the decoding budget set too high for this machine
-                            _report_error(report, SourceError(inp.name(), "out of memory finding faces in it"))
+                        faces = image_faces(pipeline, item)
+                        if isinstance(faces, SourceError):
+                            report_error(report, faces)
                             continue
                         result = pipeline.result(item.image, faces, inp.name(), None)
-                        images_summary.frames += 1
-                        images_summary.faces += len(result.faces)
-                        image_labels.extend(f.label for f in result.faces)
+                        count_image(images_summary, image_labels, [f.label for f in result.faces])
                         emit(result)
                         if annotator:
                             drawn = annotator.draw(item.image, faces)
@@ -292,7 +315,7 @@ def _save_image(report: DetectReport, inp: Input, drawn: np.ndarray, outputs: _O
             with contextlib.suppress(OSError):
                 path.unlink()
         detail = (str(exc).splitlines() or [""])[0]
-        _report_error(
+        report_error(
             report, SourceError(inp.name(), f"cannot write {path} ({type(exc).__name__}: {detail})"), "not saved"
         )
 
@@ -310,7 +333,7 @@ def video_pipeline(pipeline: Pipeline, size: int | None) -> Pipeline:
     return Pipeline(resized(size), pipeline.classifier, margin=pipeline.margin)
 
 
-def _report_error(report: DetectReport, err: SourceError, what: str = "skipped") -> None:
+def report_error(report: DetectReport, err: SourceError, what: str = "skipped") -> None:
     """One line per problem; the source and reason are escaped: a file called ``IMG [party].jpg`` is no markup, and
     control characters in a name (a newline, an ESC sequence) are shown as escapes."""
     report.errors.append(err)
@@ -341,7 +364,7 @@ def _run_stream(
             task = progress.add_task(shown(inp.name()), total=opts.max_frames, fps=0.0)
             for item in iter_frames(inp, every=opts.every, max_frames=opts.max_frames):
                 if isinstance(item, SourceError):
-                    _report_error(report, item)
+                    report_error(report, item)
                     continue
                 frame: Frame = item
                 if summary.frames == 0:

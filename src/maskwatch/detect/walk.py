@@ -8,12 +8,15 @@ asks. Links to folders are followed, once each; a link back up to a folder that 
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable
 
 from maskwatch.data.images import file_type
+from maskwatch.errors import MaskwatchError
 
 
 def link_problem(path: str, exc: OSError) -> str:
@@ -104,3 +107,84 @@ class Walk:
         elif path not in self._seen:
             self._seen.add(path)
             self.files.append(path)
+
+
+# ----------------------------------------------------------------------------------------- manifests and URLs
+
+MANIFEST_SUFFIXES = frozenset({".txt", ".csv", ".parquet"})
+MANIFEST_COLUMN = "path"  # the column of a CSV or Parquet manifest that holds the paths or URLs
+SCALE_HINT = "pip install 'maskwatch[scale]'"
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+def is_manifest(path: str) -> bool:
+    """A SOURCE named by itself that lists the inputs: a .txt (one path or URL a line), a .csv or .parquet (a
+    ``path`` column). Inside folders and globs such files are passed over like any other non-media file."""
+    return os.path.splitext(path)[1].lower() in MANIFEST_SUFFIXES
+
+
+def url_scheme(location: str) -> str | None:
+    """The scheme of a URL (``s3``, ``file``, ...) in lower case; None for a path."""
+    match = _URL.match(location)
+    return match.group(1).lower() if match else None
+
+
+def read_manifest(path: str) -> list[str]:
+    """The entries of a manifest, in order: paths (relative ones are relative to the manifest's folder) and URLs.
+    A .txt skips blank lines and lines starting with #. Raises ``MaskwatchError`` (one line) when it cannot be read."""
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix == ".parquet":
+            entries = _parquet_column(path)
+        else:
+            with open(path, encoding="utf-8", newline="") as f:
+                if suffix == ".csv":
+                    reader = csv.DictReader(f)
+                    if MANIFEST_COLUMN not in (reader.fieldnames or []):
+                        raise MaskwatchError(f"{path}: a CSV manifest needs a '{MANIFEST_COLUMN}' column")
+                    entries = [row[MANIFEST_COLUMN] or "" for row in reader]
+                else:
+                    entries = [line for line in f.read().splitlines() if not line.lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MaskwatchError(f"{path}: cannot read manifest ({getattr(exc, 'strerror', None) or exc})") from None
+    base = os.path.dirname(path)
+    out = []
+    for entry in (e.strip() for e in entries):
+        if entry:
+            out.append(entry if url_scheme(entry) or os.path.isabs(entry) else os.path.join(base, entry))
+    return out
+
+
+def _parquet_column(path: str) -> list[str]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MaskwatchError(f"{path}: a Parquet manifest needs pyarrow: {SCALE_HINT}") from None
+    try:
+        table = pq.read_table(path, columns=[MANIFEST_COLUMN])
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first = (str(exc).splitlines() or [""])[0]
+        reason = f"cannot read a '{MANIFEST_COLUMN}' column of this Parquet file ({first})"
+        raise MaskwatchError(f"{path}: {reason}") from None
+    return [str(v) if v is not None else "" for v in table.column(MANIFEST_COLUMN).to_pylist()]
+
+
+def read_url(url: str) -> bytes:
+    """The bytes at ``url`` through pyarrow's file systems (file://, s3://, gs://, hdfs://, ...), or fsspec's for
+    the schemes pyarrow lacks (http(s), ...) where fsspec is installed. Raises ``OSError`` with the reason."""
+    try:
+        from pyarrow import fs
+    except ImportError:
+        raise OSError(f"reading URLs needs pyarrow: {SCALE_HINT}") from None
+    try:
+        filesystem, where = fs.FileSystem.from_uri(url)
+    except ValueError:  # a scheme pyarrow has no file system for
+        try:
+            import fsspec
+        except ImportError:
+            reason = f"no file system for {url_scheme(url)}:// (pyarrow has none, fsspec is not installed)"
+            raise OSError(reason) from None
+        with fsspec.open(url, "rb") as f:
+            return f.read()
+    with filesystem.open_input_stream(where) as stream:
+        return stream.read()

@@ -1,2 +1,3 @@
-"""More than one machine: Ray (cameras as Ray actors, batch archives through Ray Data). Optional: ``pip install
-'maskwatch[scale]'``; nothing here is imported unless ``--engine ray`` (or a batch job on Ray) asks for it."""
+"""More than one machine: Ray (batch archives through Ray Data: ``maskwatch detect --engine ray``; cameras as Ray
+actors: ``maskwatch serve --engine ray``). Optional: ``pip install 'maskwatch[scale]'``; nothing here is imported
+unless ``--engine ray`` asks for it."""

@@ -1,59 +1,76 @@
-"""Joining Ray, once per process: ``require_ray()`` (the one-line error when the ``scale`` extra is missing) and
-``connect(address, num_cpus)`` (a running cluster at ``address``, or a Ray of this machine's own when it is None).
+"""Ray, the optional engine for more than one machine: importing it (one line naming the extra when it is missing)
+and starting a local Ray or joining a cluster.
+
+Ray is never the default: ``ray.init`` takes seconds and about 750 MB for its daemons (docs/results/scale.md).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
-from typing import Any
+from pathlib import Path
+from types import ModuleType
 
+import maskwatch
 from maskwatch.errors import MaskwatchError
 
-INSTALL = "pip install 'maskwatch[scale]'"
-PROBE_SECONDS = 5.0  # a head node that does not accept a connection this soon is not there (Ray would retry minutes)
+RAY_HINT = "pip install 'maskwatch[scale]'"
+CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before saying it cannot be reached
 
 
-def require_ray() -> Any:
-    """The ``ray`` module, or a one-line ``MaskwatchError`` saying what to install."""
+def require_ray() -> ModuleType:
+    """The ``ray`` module, or a ``MaskwatchError`` that says what to install."""
     try:
         import ray
     except ImportError:
-        raise MaskwatchError(f"--engine ray needs Ray, which is not installed: {INSTALL}") from None
+        raise MaskwatchError(f"this needs Ray, which is not installed: {RAY_HINT}") from None
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` address that does not answer is one line, at once (Ray itself retries for a long while)."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise MaskwatchError(f"--address {address}: expected HOST:PORT of a Ray head node (or auto)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise MaskwatchError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
 def connect(address: str | None, num_cpus: int | None) -> None:
-    """Join the Ray cluster at ``address`` (``HOST:PORT`` of its head node, or ``auto``), or start a Ray of this
-    machine's own with ``num_cpus`` CPUs when ``address`` is None. Nothing happens when this process already joined
-    one. A cluster that cannot be reached is a one-line ``MaskwatchError``."""
+    """Join the Ray cluster at ``address`` (``HOST:PORT`` of ``ray start --head``, or ``auto``), or without one start
+    a Ray of this process's own on this machine with ``num_cpus`` CPUs (None: all); no dashboard, quiet logs.
+    Nothing happens when this process is connected already."""
     ray = require_ray()
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
-    if address is None:
-        options |= {"num_cpus": num_cpus, "include_dashboard": False}
-    else:
-        _probe(address)
-        options["address"] = address
-    try:
-        ray.init(**options)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-        where = f"at {address}" if address else "of this machine"
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        hint = "" if address is None else " (a cluster with token authentication also needs RAY_AUTH_MODE=token here)"
-        raise MaskwatchError(f"cannot reach the Ray cluster {where}: {detail}{hint}") from None
+    os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": True}
+    if address:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            hint = " (its token authentication: see docs/detect.md, Ray engine)" if "uth" in first else ""
+            raise MaskwatchError(f"cannot join the Ray cluster at {address}: {first}{hint}") from None
+    else:  # "local": a new Ray of its own, never one that `ray start` left running on this machine
+        # its workers inherit this environment: they import the maskwatch this process runs, wherever it lies
+        here = str(Path(maskwatch.__file__).resolve().parents[1])
+        paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if here not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([here, *filter(None, paths)])
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
 
 
-def _probe(address: str) -> None:
-    """A TCP connection to the head node's port, so that a wrong address fails in seconds, not Ray's minutes."""
-    if address in ("auto", "local") or "://" in address:
-        return
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise MaskwatchError(f"--address must be HOST:PORT of the Ray head node (got {address!r})")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
-    except OSError as exc:
-        raise MaskwatchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+def disconnect() -> None:
+    """Leave the cluster (a local Ray of this process's own stops)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        ray.shutdown()
