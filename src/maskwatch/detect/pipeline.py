@@ -16,9 +16,9 @@ from PIL import Image
 from maskwatch.data.crops import crop_square
 from maskwatch.detect.config import DetectorConfig
 from maskwatch.detect.defaults import DEFAULT_MARGIN
-from maskwatch.detect.detector import FaceDetector, create_detector
+from maskwatch.detect.detector import FaceDetector, centerface_path, create_detector
 from maskwatch.detect.faces import NO_TRACK, Faces
-from maskwatch.runtime.classifiers import FaceClassifier
+from maskwatch.runtime.classifiers import FaceClassifier, quantized_default
 
 
 @dataclass
@@ -152,6 +152,11 @@ def load_pipeline(
     from maskwatch.runtime.classifiers import load_classifier
 
     cfg = config or DetectorConfig()
-    det = create_detector(cfg.name, size=cfg.size, threshold=cfg.threshold, tiles=cfg.tiles, box_fit=cfg.box_fit)
+    options: dict[str, Any] = {}
+    if cfg.name == "centerface":
+        options = {"smallest_face": cfg.smallest_face, "model_path": centerface_path(cfg.int8)}
+    det = create_detector(
+        cfg.name, size=cfg.size, threshold=cfg.threshold, tiles=cfg.tiles, box_fit=cfg.box_fit, **options
+    )
     clf = classifier if classifier is not None else load_classifier(model)
-    return Pipeline(det, clf, margin=cfg.margin)
+    return Pipeline(det, quantized_default(clf) if cfg.int8 else clf, margin=cfg.margin)

@@ -16,6 +16,8 @@ from maskwatch.errors import MaskwatchError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_FILE = ASSETS / "mask-classifier.onnx"
+# the same model quantized to int8 (tools/quantize_models.py, MODEL_CARD.md): what the fast detection preset runs
+DEFAULT_INT8_FILE = ASSETS / "mask-classifier-int8.onnx"
 MODEL_CARD = ASSETS / "MODEL_CARD.md"
 
 
@@ -71,6 +73,18 @@ def load_classifier(model: str | Path | None = None) -> FaceClassifier:
         if env:
             raise MaskwatchError(f"{where}{exc}") from None
         raise
+
+
+def quantized_default(classifier: FaceClassifier) -> FaceClassifier:
+    """The shipped classifier's int8 twin in place of the shipped float32 one; any other classifier as it is."""
+    from maskwatch.runtime.onnx import OnnxClassifier
+
+    path = getattr(classifier, "path", None)
+    if not isinstance(classifier, OnnxClassifier) or path is None or not DEFAULT_INT8_FILE.is_file():
+        return classifier
+    if Path(path).resolve() != DEFAULT_MODEL_FILE.resolve():
+        return classifier
+    return OnnxClassifier(DEFAULT_INT8_FILE, classifier.threads)
 
 
 def describe(classifier: FaceClassifier) -> dict[str, Any]:

@@ -69,6 +69,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
+        self.threads = threads
         if not self.path.is_file():
             raise MaskwatchError(f"model not found: {self.path}")
         try:
