@@ -187,21 +187,23 @@ def test_classify_reports_what_it_cannot_classify(tmp_path, toy_data, monkeypatc
     """Inputs resolve as for detect (~ expanded, folders, globs); missing files, non-images and videos each get an
     error line in the output, and the images are still classified."""
     monkeypatch.setenv("HOME", str(toy_data))
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.md").write_text("x")
+    (tmp_path / "list.txt").write_text("gone.jpg\n")  # a .txt SOURCE is a manifest: one path per line
     (tmp_path / "clip.mp4").write_bytes(b"")
     out = tmp_path / "out.jsonl"
-    specs = ["~/with_mask/*.png", tmp_path / "missing.jpg", tmp_path / "notes.txt", tmp_path / "clip.mp4"]
+    specs = ["~/with_mask/*.png", tmp_path / "missing.jpg", tmp_path / "notes.md", tmp_path / "clip.mp4", tmp_path / "list.txt"]
     result = _run("classify", *specs, "--jsonl", out, "--no-reframe")
     assert result.exit_code == 1, result.output
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     errors = {Path(x["source"]).name: x["error"] for x in lines if "error" in x}
     assert errors == {
         "missing.jpg": "does not exist",
-        "notes.txt": "not an image or video (unknown extension .txt)",
+        "notes.md": "not an image or video (unknown extension .md)",
+        "gone.jpg": "does not exist",
         "clip.mp4": "a video, not a face image: use `maskwatch detect`",
     }
     assert sum("label" in x for x in lines) == 16
-    assert "error: 3" in result.output
+    assert "error: 4" in result.output
 
 
 def test_video_det_size_is_checked_before_any_work(tmp_path, toy_data):
