@@ -100,11 +100,10 @@ def measure(name: str, run: Any, n: int, base: dict[str, float] | None) -> dict[
     run()
     wall, cpu = time.perf_counter() - wall0, meter.seconds()
     row = {"photos": n, "wall_s": wall, "cpu_s": cpu, "photos_per_s": n / wall, "photos_per_cpu_s": n / cpu}
-    ratio = (
-        f"  x{row['photos_per_s'] / base['photos_per_s']:.2f} wall, x{row['photos_per_cpu_s'] / base['photos_per_cpu_s']:.2f} per CPU-s"
-        if base
-        else ""
-    )
+    ratio = ""
+    if base:
+        per_cpu = row["photos_per_cpu_s"] / base["photos_per_cpu_s"]
+        ratio = f"  x{row['photos_per_s'] / base['photos_per_s']:.2f} wall, x{per_cpu:.2f} per CPU-s"
     print(f"{name:34s} {wall:7.1f} s wall {cpu:7.1f} CPU-s  {row['photos_per_s']:6.2f} photos/s  "
           f"{row['photos_per_cpu_s']:5.2f} photos/CPU-s{ratio}", flush=True)  # fmt: skip
     return row
