@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,8 @@ def photos(n: int) -> list[str]:
     return found
 
 
-def tree_cpu() -> float:
-    """CPU-seconds of this process and every live descendant (each with its reaped children)."""
+def _tree() -> dict[int, float]:
+    """CPU-seconds (utime + stime, reaped children included) of this process and each live descendant, by pid."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     for entry in os.listdir("/proc"):
@@ -62,34 +62,48 @@ def tree_cpu() -> float:
             continue
         fields = text[text.rindex(")") + 2 :].split()
         parents[int(entry)] = int(fields[1])
-        times[int(entry)] = sum(int(v) for v in fields[11:15]) / TICK  # utime stime cutime cstime
-    me = os.getpid()
-    total = 0.0
-    for pid in times:
+        times[int(entry)] = sum(int(v) for v in fields[11:15]) / TICK
+    me, out = os.getpid(), {}
+    for pid, cpu in times.items():
         p = pid
         while p not in (0, 1) and p != me:
             p = parents.get(p, 0)
         if p == me:
-            total += times[pid]
-    return total
+            out[pid] = cpu
+    return out
 
 
-def self_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+class CpuMeter:
+    """CPU-seconds of this process tree over a span, sampled every 0.25 s: Ray's workers come and go (an actor
+    pool ends with its execution), so each process counts with the last figure seen of it."""
+
+    def __init__(self) -> None:
+        self.start = _tree()
+        self.last = dict(self.start)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.25):
+            self.last.update(_tree())
+
+    def seconds(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        self.last.update(_tree())
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.last.items())
 
 
 def measure(name: str, run: Any, n: int, base: dict[str, float] | None) -> dict[str, float]:
-    cpu0, wall0 = tree_cpu(), time.perf_counter()
+    meter, wall0 = CpuMeter(), time.perf_counter()
     run()
-    wall, cpu = time.perf_counter() - wall0, tree_cpu() - cpu0
+    wall, cpu = time.perf_counter() - wall0, meter.seconds()
     row = {"photos": n, "wall_s": wall, "cpu_s": cpu, "photos_per_s": n / wall, "photos_per_cpu_s": n / cpu}
-    ratio = (
-        f"  x{row['photos_per_s'] / base['photos_per_s']:.2f} wall,"
-        f" x{row['photos_per_cpu_s'] / base['photos_per_cpu_s']:.2f} per CPU-s"
-        if base
-        else ""
-    )
+    ratio = ""
+    if base:
+        per_cpu = row["photos_per_cpu_s"] / base["photos_per_cpu_s"]
+        ratio = f"  x{row['photos_per_s'] / base['photos_per_s']:.2f} wall, x{per_cpu:.2f} per CPU-s"
     print(f"{name:34s} {wall:7.1f} s wall {cpu:7.1f} CPU-s  {row['photos_per_s']:6.2f} photos/s  "
           f"{row['photos_per_cpu_s']:5.2f} photos/CPU-s{ratio}", flush=True)  # fmt: skip
     return row
@@ -130,15 +144,15 @@ def main() -> None:
     results["ray_init_s"] = time.perf_counter() - t
     print(f"ray.init (local Ray, {cores} CPUs): {results['ray_init_s']:.1f} s", flush=True)
     (tmp / "one.txt").write_text(files[0] + "\n")
-    t, c = time.perf_counter(), tree_cpu()
+    t, meter = time.perf_counter(), CpuMeter()
     detect_ray([str(tmp / "one.txt")], None, config, DetectOptions(jsonl=tmp / "one.jsonl"), RayOptions(workers=1))
     results["one_photo_execution_s"] = time.perf_counter() - t
-    results["one_photo_execution_cpu_s"] = tree_cpu() - c
+    results["one_photo_execution_cpu_s"] = meter.seconds()
     print(f"one execution over 1 photo (actor start, models loaded): {results['one_photo_execution_s']:.1f} s wall,"
           f" {results['one_photo_execution_cpu_s']:.1f} CPU-s", flush=True)  # fmt: skip
-    t, c = time.perf_counter(), tree_cpu()
+    t, meter = time.perf_counter(), CpuMeter()
     time.sleep(10)
-    results["idle_ray_cpu_per_s"] = (tree_cpu() - c) / (time.perf_counter() - t)
+    results["idle_ray_cpu_per_s"] = meter.seconds() / (time.perf_counter() - t)
     print(f"idle Ray: {results['idle_ray_cpu_per_s']:.2f} CPU-s per second", flush=True)
     if not args.no_main:
         for workers in (1, 2):

@@ -32,7 +32,7 @@ from maskwatch.data.images import (
     over_budget,
     to_rgb8,
 )
-from maskwatch.detect.walk import Walk, is_manifest, not_a_file, read_manifest, read_url, url_scheme
+from maskwatch.detect.walk import Walk, expand_manifest, is_manifest, not_a_file, read_url, url_scheme
 from maskwatch.errors import MaskwatchError
 from maskwatch.progress import printable
 
@@ -246,7 +246,7 @@ def resolve_inputs(spec: str, ignored: list[str] | None = None) -> tuple[list[In
     spec = os.path.expanduser(spec)  # a quoted "~/photos/*.jpg" reaches us unexpanded
     path = Path(spec)
     if path.is_file() and is_manifest(spec):
-        return _from_manifest(spec, ignored)
+        return expand_manifest(spec, lambda e: resolve_inputs(e, ignored), lambda u: Input("image", u), SourceError)
     if path.is_file():
         kind = _kind_of(path)
         if kind is None:
@@ -274,29 +274,6 @@ def resolve_inputs(spec: str, ignored: list[str] | None = None) -> tuple[list[In
             return [], [SourceError(spec, f"pattern matches {len(matches)} path(s) but no image or video")]
         return found
     return [], [SourceError(spec, "does not exist")]
-
-
-def _from_manifest(spec: str, ignored: list[str] | None) -> tuple[list[Input], list[SourceError]]:
-    """A manifest's entries: each path resolved as a SOURCE argument is (a manifest in a manifest is not read),
-    each URL an image read through pyarrow's (or fsspec's) file systems."""
-    try:
-        entries = read_manifest(spec)
-    except MaskwatchError as exc:
-        return [], [SourceError(spec, str(exc).removeprefix(f"{spec}: "))]
-    if not entries:
-        return [], [SourceError(spec, "empty manifest")]
-    inputs: list[Input] = []
-    errors: list[SourceError] = []
-    for entry in entries:
-        if url_scheme(entry):
-            inputs.append(Input("image", entry))
-        elif is_manifest(entry):
-            errors.append(SourceError(entry, "a manifest inside a manifest is not read"))
-        else:
-            found, failed = resolve_inputs(entry, ignored)
-            inputs += found
-            errors += failed
-    return inputs, errors
 
 
 def _is_media(path: str) -> bool:

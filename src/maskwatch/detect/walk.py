@@ -188,3 +188,26 @@ def read_url(url: str) -> bytes:
             return f.read()
     with filesystem.open_input_stream(where) as stream:
         return stream.read()
+
+
+def expand_manifest(spec: str, resolve: Callable, url_input: Callable, error: Callable) -> tuple[list, list]:
+    """A manifest's (inputs, errors): each path ``resolve``d as a SOURCE argument is (a manifest in a manifest is
+    not read), each URL an image (``url_input``); ``error(source, reason)`` makes an error."""
+    try:
+        entries = read_manifest(spec)
+    except MaskwatchError as exc:
+        return [], [error(spec, str(exc).removeprefix(f"{spec}: "))]
+    if not entries:
+        return [], [error(spec, "empty manifest")]
+    inputs: list = []
+    errors: list = []
+    for entry in entries:
+        if url_scheme(entry):
+            inputs.append(url_input(entry))
+        elif is_manifest(entry):
+            errors.append(error(entry, "a manifest inside a manifest is not read"))
+        else:
+            found, failed = resolve(entry)
+            inputs += found
+            errors += failed
+    return inputs, errors

@@ -42,8 +42,8 @@ from maskwatch.paths import is_stdout
 from maskwatch.progress import console, shown
 from maskwatch.scale.cluster import connect, disconnect, require_ray
 
-# Chosen from bench/ray_batch.py (docs/results/scale-batch.md): photos per Ray Data batch, and onnxruntime
-# threads per detector actor (one actor per core beats fewer actors with more threads).
+# Photos per Ray Data batch and onnxruntime threads per detector actor: starting values, not yet tuned
+# (bench/ray_batch.py --tune measures the alternatives; docs/results/scale-batch.md).
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_THREADS = 1
 DECODE_CPUS = 0.0  # decoding tasks reserve no CPU: the actors hold them all, and decoding would wait for ever
