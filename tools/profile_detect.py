@@ -15,13 +15,14 @@ import argparse
 import json
 import os
 import pstats
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = "{built-in method onnxruntime.capi.onnxruntime_pybind11_state.run}"
+RUN = ("onnxruntime_inference_collection.py", "run")  # onnxruntime's InferenceSession.run
 # step: (file suffix, function name) whose cumulative time it is
 FUNCTIONS = {
     "decode": [("detect/sources.py", "_read_image"), ("detect/sources.py", "read")],
@@ -49,7 +50,7 @@ def network_time(stats: pstats.Stats) -> dict[str, float]:
     """onnxruntime's ``run``, by caller: the detector's ``_run`` or the classifier's ``logits``."""
     out = {"detector network": 0.0, "classifier network": 0.0}
     for key, (_cc, _nc, _tt, _ct, callers) in stats.stats.items():  # type: ignore[attr-defined]
-        if key[2] != RUN and not key[2].endswith(".run}"):
+        if not (key[0].endswith(RUN[0]) and key[2] == RUN[1]):
             continue
         for caller, value in callers.items():
             ct = value[3]
@@ -84,14 +85,16 @@ def steps(stats: pstats.Stats) -> dict[str, float]:
     return {k: round(max(0.0, v), 3) for k, v in out.items()}
 
 
-def profile(source: str, flags: list[str], threads: int) -> dict[str, float]:
+def profile(source: str, flags: list[str], threads: int) -> tuple[dict[str, float], int]:
+    """The steps' seconds of one run, and the photos or frames it did."""
     with tempfile.TemporaryDirectory() as tmp:
         prof = Path(tmp) / "run.prof"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MASKWATCH_THREADS": str(threads)}
         env["MASKWATCH_QUIET"] = "1"
         command = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "maskwatch", "detect", source]
-        subprocess.run([*command, "--no-save", *flags], env=env, check=True, capture_output=True)
-        return steps(pstats.Stats(str(prof)))
+        done = subprocess.run([*command, "--no-save", *flags], env=env, check=True, capture_output=True, text=True)
+        found = re.search(r"(\d+) (?:images|frames)[;,]", done.stdout + done.stderr)
+        return steps(pstats.Stats(str(prof))), int(found.group(1)) if found else 0
 
 
 def plot(results: dict[str, dict[str, float]], units: dict[str, int], path: Path) -> None:
@@ -128,23 +131,13 @@ def main() -> None:
     parser.add_argument("--png", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    from maskwatch.data.images import is_image_name
-
-    n_photos = sum(1 for p in Path(args.photos).iterdir() if is_image_name(p))
     runs = {"photos, --accurate (before)": (args.photos, ["--accurate"]), "photos, default": (args.photos, [])}
     if args.video:
         runs["video, --accurate (before)"] = (args.video, ["--accurate"])
         runs["video, default"] = (args.video, [])
     results, units = {}, {}
     for name, (source, flags) in runs.items():
-        results[name] = profile(source, flags, args.threads)
-        if name.startswith("video"):
-            import av
-
-            with av.open(source) as container:
-                units[name] = container.streams.video[0].frames
-        else:
-            units[name] = n_photos
+        results[name], units[name] = profile(source, flags, args.threads)
         print(f"{name} ({units[name]} {'frames' if name.startswith('video') else 'photos'}):")
         for key, value in results[name].items():
             share = 100 * value / results[name]["total"]
