@@ -187,7 +187,7 @@ def _check_schema(line: dict) -> None:
 
 
 def test_detect_cli_images_jsonl_and_bad_inputs(tmp_path):
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "notes.md").write_text("hello")  # (a .txt SOURCE would be a manifest of paths)
     data = (SAMPLES / "astronaut.jpg").read_bytes()
     (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (tmp_path / "empty.jpg").write_bytes(b"")
@@ -197,7 +197,7 @@ def test_detect_cli_images_jsonl_and_bad_inputs(tmp_path):
         SAMPLES / "astronaut.jpg",
         SAMPLES / "group.jpg",
         tmp_path / "missing.jpg",
-        tmp_path / "notes.txt",
+        tmp_path / "notes.md",
         tmp_path / "empty.jpg",
         tmp_path / "truncated.jpg",
         "--jsonl",
@@ -207,7 +207,7 @@ def test_detect_cli_images_jsonl_and_bad_inputs(tmp_path):
     )
     assert result.exit_code == 1, result.output  # some inputs failed; the others were processed
     assert "Traceback" not in result.output
-    for name in ("missing.jpg", "notes.txt", "empty.jpg", "truncated.jpg"):
+    for name in ("missing.jpg", "notes.md", "empty.jpg", "truncated.jpg"):
         assert sum(name in line and "skipped" in line for line in result.output.splitlines()) == 1, name
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
     assert [x["source"] for x in lines] == [str(SAMPLES / "astronaut.jpg"), str(SAMPLES / "group.jpg")]

@@ -194,9 +194,12 @@ def test_classify_face_box_is_in_the_uploaded_images_pixels(client, pipeline):
     r = client.post("/api/v1/classify", content=buf.getvalue())
     assert r.status_code == 200, r.text
     big_box = r.json()["results"][0]["face_box"]
-    assert big_box == pytest.approx([2 * v for v in small_box], abs=1.0)  # twice the size: twice the box
+    # twice the size: twice the box (within a few pixels: the upscaled copy, shrunk again, is not the original
+    # pixel for pixel, and the int8 detector answers such differences by a pixel or two more than float32 did)
+    assert big_box == pytest.approx([2 * v for v in small_box], abs=3.0)
     want = classify_images(pipeline.classifier, [big], ["big.png"], Reframer())[0]["face_box"]
-    assert big_box == pytest.approx(want, abs=3.0)  # the detector saw a shrunk copy: within a few pixels
+    # the detector saw a shrunk copy (512 px; the library sees the 1024-px upload at up to 800): a few pixels
+    assert big_box == pytest.approx(want, abs=5.0)
     assert 512 < big_box[2] <= 1024  # the face's right edge lies past the thumbnail's width
 
 
@@ -257,7 +260,8 @@ def test_every_detection_is_logged_and_counted(client):
     assert gate["totals"]["images"] == 2 and every["totals"]["images"] == 3
     assert gate["totals"]["faces"] == 2 * int(per_image)
     assert every["sources"] == ["gate", "lobby"]
-    assert client.get("/api/v1/health").json()["model"]["path"] == "mask-classifier.onnx"  # no server paths
+    # the shipped model runs as its int8 twin by default (issue 23); no server paths
+    assert client.get("/api/v1/health").json()["model"]["path"] == "mask-classifier-int8.onnx"
     assert sum(gate["totals"][label] for label in gate["labels"]) == gate["totals"]["faces"]
     client.post("/api/v1/detect?source=%3DHYPERLINK(1)", content=ASTRONAUT)  # "=HYPERLINK(1)"
     client.post("/api/v1/detect?source=%20", content=ASTRONAUT)  # blank: logged as "upload"

@@ -195,15 +195,15 @@ def test_resolve_folder(video, tmp_path):
 def test_resolve_errors(tmp_path):
     (tmp_path / "only_text").mkdir()
     (tmp_path / "only_text" / "a.txt").write_text("x")
-    (tmp_path / "readme.txt").write_text("x")
+    (tmp_path / "readme.md").write_text("x")  # (a .txt SOURCE is a manifest of paths: test_detect)
     (tmp_path / "noext").write_text("x")
     for spec, words in [
         (tmp_path / "only_text", "no images or videos"),
-        (tmp_path / "readme.txt", "unknown extension .txt"),
+        (tmp_path / "readme.md", "unknown extension .md"),
         (tmp_path / "noext", "no file extension"),
         (tmp_path / "missing.jpg", "does not exist"),
         (tmp_path / "*.jpg", "matches nothing"),
-        (tmp_path / "*.txt", "no image or video"),
+        (tmp_path / "*.md", "no image or video"),
     ]:
         inputs, errors = resolve_inputs(str(spec))
         assert inputs == [] and len(errors) == 1, spec
