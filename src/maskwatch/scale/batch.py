@@ -158,7 +158,13 @@ def dataset(sources: list[str], model: str | None, config: DetectorConfig, landm
     items = [{"source": s, "location": s if url_scheme(s) else os.path.abspath(s)} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     ds = ds.map_batches(
-        _decode, batch_size=opts.batch_size, fn_kwargs={"max_decode_mb": opts.max_decode_mb}, num_cpus=DECODE_CPUS
+        _decode,
+        batch_size=opts.batch_size,
+        fn_kwargs={"max_decode_mb": opts.max_decode_mb},
+        num_cpus=DECODE_CPUS,
+        # tasks that reserve no CPU are otherwise started without bound (Ray started 80+ worker processes on 2 CPUs
+        # in bench/ray_batch.py): at most one decoding task per detector actor at a time
+        compute=ray.data.TaskPoolStrategy(size=workers),
     )
     with warnings.catch_warnings():  # max_restarts goes through ray_remote_args, deprecated but still the way
         warnings.simplefilter("ignore")
