@@ -33,49 +33,38 @@ else
     "$VENV/bin/python" -c "import maskwatch, torch, timm" || { echo "setup: install failed" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
-# The browser test (tests/test_serve_browser.py) drives Debian's Chromium with Playwright; it skips without it.
-if [ ! -x /usr/bin/chromium ] && [ "${MASKWATCH_SKIP_BROWSER:-0}" != "1" ] && command -v apt-get >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
-    echo "setup: installing chromium (apt) for the browser test"
-    if ! { $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; }; then
-        echo "setup: could not install chromium; the browser test will be skipped" >&2
+# apt_install WHAT TESTS PACKAGE...: install Debian packages the tests use (one retry after `apt-get update`); on
+# failure only a warning: those tests skip with their reason.
+apt_install() {
+    local what=$1 tests=$2 sudo=""
+    shift 2
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    echo "setup: installing $what (apt) for $tests"
+    if ! { $sudo apt-get install -y -q "$@" >/dev/null 2>&1 \
+        || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "$@" >/dev/null 2>&1; }; }; then
+        echo "setup: could not install $what; $tests will be skipped" >&2
     fi
-fi
-# The alert tests (tests/test_alerts.py) start their own mosquitto broker on a free loopback port; they skip without it.
-if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
-    echo "setup: installing mosquitto (apt) for the MQTT alert tests"
-    if ! { $SUDO apt-get install -y -q mosquitto >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q mosquitto >/dev/null 2>&1; }; }; then
-        echo "setup: could not install mosquitto; the MQTT alert test will be skipped" >&2
+}
+if command -v apt-get >/dev/null; then
+    # The browser test (tests/test_serve_browser.py) drives Debian's Chromium with Playwright.
+    if [ ! -x /usr/bin/chromium ] && [ "${MASKWATCH_SKIP_BROWSER:-0}" != "1" ]; then
+        apt_install chromium "the browser test" chromium
     fi
-fi
-# The store tests (tests/test_store*.py) start their own PostgreSQL (initdb into a temporary folder, postgres on a free
-# loopback port); they skip without its binaries.
-if ! command -v postgres >/dev/null && [ ! -x /usr/local/bin/postgres ] && ! ls /usr/lib/postgresql/*/bin/postgres \
-    >/dev/null 2>&1 && command -v apt-get >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
-    echo "setup: installing postgresql (apt) for the shared event store tests"
-    if ! { $SUDO apt-get install -y -q postgresql >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q postgresql >/dev/null 2>&1; }; }; then
-        echo "setup: could not install postgresql; the PostgreSQL store tests will be skipped" >&2
+    # The alert tests (tests/test_alerts.py) start their own mosquitto broker on a free loopback port.
+    if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+        apt_install mosquitto "the MQTT alert tests" mosquitto
     fi
-fi
-# The camera tests (tests/test_monitor_cameras.py) serve RTSP with GStreamer through the system python3-gi; they
-# skip without it.
-if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
-    && [ "${MASKWATCH_SKIP_RTSP:-0}" != "1" ] && command -v apt-get >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
-    RTSP_PACKAGES="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
-    echo "setup: installing GStreamer's RTSP server (apt) for the camera tests"
-    if ! { $SUDO apt-get install -y -q $RTSP_PACKAGES >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $RTSP_PACKAGES >/dev/null 2>&1; }; }; then
-        echo "setup: could not install the RTSP packages; the RTSP camera test will be skipped" >&2
+    # The store tests (tests/test_store*.py) start their own PostgreSQL (initdb into a temporary folder, postgres on a
+    # free loopback port).
+    if ! command -v postgres >/dev/null && [ ! -x /usr/local/bin/postgres ] \
+        && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        apt_install postgresql "the PostgreSQL store tests" postgresql
+    fi
+    # The camera tests (tests/test_monitor_cameras.py) serve RTSP with GStreamer through the system python3-gi.
+    if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
+        && [ "${MASKWATCH_SKIP_RTSP:-0}" != "1" ]; then
+        apt_install "the GStreamer RTSP server" "the RTSP camera tests" \
+            python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     fi
 fi
 if [ "${MASKWATCH_SKIP_DEMO:-0}" != "1" ]; then
