@@ -191,7 +191,13 @@ def test_classify_reports_what_it_cannot_classify(tmp_path, toy_data, monkeypatc
     (tmp_path / "list.txt").write_text("gone.jpg\n")  # a .txt SOURCE is a manifest: one path per line
     (tmp_path / "clip.mp4").write_bytes(b"")
     out = tmp_path / "out.jsonl"
-    specs = ["~/with_mask/*.png", tmp_path / "missing.jpg", tmp_path / "notes.md", tmp_path / "clip.mp4", tmp_path / "list.txt"]
+    specs = [
+        "~/with_mask/*.png",
+        tmp_path / "missing.jpg",
+        tmp_path / "notes.md",
+        tmp_path / "clip.mp4",
+        tmp_path / "list.txt",
+    ]
     result = _run("classify", *specs, "--jsonl", out, "--no-reframe")
     assert result.exit_code == 1, result.output
     lines = [json.loads(x) for x in out.read_text().splitlines()]
